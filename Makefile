@@ -1,0 +1,46 @@
+# poisonguard — every target sets up what it needs by itself (idempotent; fast when done).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.synced-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+UV_VERSION := 0.13.9
+# Airflow keeps its config and SQLite metadata DB here, never in ~/airflow.
+export AIRFLOW_HOME := $(CURDIR)/.airflow
+
+.PHONY: setup test test-fast demo lint format bench bench-quick lock clean
+
+$(STAMP):
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "poisonguard needs Python 3.11; set PYTHON=/path/to/python3.11"'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	@rm -f $(VENV)/.synced-*
+	@touch $@
+
+setup: $(STAMP)
+
+test: setup
+	$(BIN)/pytest
+
+test-fast: setup
+	$(BIN)/pytest -m "not e2e and not slow"
+
+demo: setup
+	$(BIN)/python scripts/demo.py
+
+lint: setup
+	$(BIN)/ruff check src tests dags plugins bench datasets scripts
+	$(BIN)/ruff format --check src tests dags plugins bench datasets scripts
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff format src tests dags plugins bench datasets scripts
+	$(BIN)/ruff check --fix src tests dags plugins bench datasets scripts
+
+lock: setup
+	$(BIN)/uv pip compile -q pyproject.toml --extra airflow --extra dvc --extra dev --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .airflow .pytest_cache .ruff_cache .mypy_cache demo-out

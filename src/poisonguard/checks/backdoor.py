@@ -1,0 +1,130 @@
+"""Backdoor triggers: rows sharing an unusual feature pattern that all carry the same label.
+
+A tabular backdoor stamps a fixed value on one or a few features ("the trigger") and ties it to
+a target label, so the model learns "trigger => target". Trigger values are usually in range
+(so outlier detectors miss them) and may sit on rows already of the target class (so label
+checks miss them). What gives them away is that the same exact value turns up far more often
+in the batch than in trusted data, on rows whose labels are almost all one class, while the
+reference does not associate that value with that class.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from poisonguard.context import GateContext, label_strings
+from poisonguard.results import CheckResult, Finding, Severity
+from poisonguard.spec import CheckSpec
+
+NAME = "backdoor"
+PHASE = "rows"
+CODES: dict[str, Severity] = {
+    "backdoor_trigger": Severity.QUARANTINE,
+    "backdoor_pattern": Severity.BLOCK,
+}
+
+
+class Spec(CheckSpec):
+    min_rows: int = Field(5, ge=2, description="A pattern needs at least this many rows in the batch...")
+    min_fraction: float = Field(0.005, ge=0, le=1, description="...and at least this share of the batch.")
+    min_lift: float = Field(
+        5.0, ge=1, description="How many times more frequent in the batch than in the reference a value must be.")
+    min_label_purity: float = Field(
+        0.9, gt=0.5, le=1, description="Share of the pattern's rows that must carry its most common label.")
+    min_association_gap: float = Field(
+        0.3, gt=0, le=1,
+        description="How far that share must exceed the reference's own share of that label for the value.")
+    prior_strength: float = Field(
+        10.0, gt=0, description="Pseudo-rows of the reference's class prior blended into the value's label share.")
+    min_row_overlap: float = Field(
+        0.5, gt=0, le=1, description="Values whose row sets overlap this much are one pattern (multi-column trigger).")
+
+
+def _value_keys(series: pd.Series) -> pd.Series:
+    """Comparable keys: numbers as float64, everything else as strings; missing stays missing."""
+    if pd.api.types.is_numeric_dtype(series):
+        return pd.to_numeric(series, errors="coerce").astype("float64")
+    return series.astype("object").where(series.notna(), None).map(lambda v: None if v is None else str(v))
+
+
+def find_candidates(frame: pd.DataFrame, ctx: GateContext, spec: Spec) -> list[dict]:
+    """Every (column, value) over-represented in the batch whose rows lean to one label the
+    reference does not tie to that value."""
+    n, n_ref = len(frame), len(ctx.reference)
+    min_support = max(spec.min_rows, int(np.ceil(spec.min_fraction * n)))
+    labels = label_strings(frame[ctx.label]).to_numpy()
+    ref_labels = label_strings(ctx.reference[ctx.label])
+    prior = ref_labels.value_counts(normalize=True)
+    found = []
+    for col in ctx.feature_columns:
+        keys = _value_keys(frame[col])
+        counts = keys.value_counts(dropna=True)
+        counts = counts[counts >= min_support]
+        if counts.empty:
+            continue
+        ref_keys = _value_keys(ctx.reference[col])
+        ref_counts = ref_keys.value_counts(dropna=True).reindex(counts.index, fill_value=0)
+        lift = (counts / n) / ((ref_counts + 1) / (n_ref + 1))
+        for value in lift.index[lift.to_numpy() >= spec.min_lift]:
+            rows = np.flatnonzero((keys == value).to_numpy())
+            top_label, top_count = pd.Series(labels[rows]).value_counts().agg(["idxmax", "max"])
+            purity = top_count / len(rows)
+            ref_rows = (ref_keys == value).to_numpy()
+            ref_top = int(np.sum(ref_labels.to_numpy()[ref_rows] == top_label))
+            p_ref = (ref_top + spec.prior_strength * prior.get(top_label, 0.0)) / (ref_rows.sum() + spec.prior_strength)
+            if purity >= spec.min_label_purity and purity - p_ref >= spec.min_association_gap:
+                found.append({"column": col, "value": _plain(value), "rows": rows, "label": str(top_label),
+                              "purity": float(purity), "reference_label_share": float(p_ref),
+                              "lift": float(lift[value]), "reference_count": int(ref_counts[value])})
+    return found
+
+
+def merge_patterns(candidates: list[dict], spec: Spec) -> list[dict]:
+    """Group candidates of the same label whose rows overlap: one trigger over several columns."""
+    patterns: list[dict] = []
+    for cand in sorted(candidates, key=lambda c: (-len(c["rows"]), c["column"])):
+        for pat in patterns:
+            if pat["label"] != cand["label"]:
+                continue
+            overlap = len(np.intersect1d(pat["rows"], cand["rows"])) / min(len(pat["rows"]), len(cand["rows"]))
+            if overlap >= spec.min_row_overlap:
+                pat["rows"] = np.union1d(pat["rows"], cand["rows"])
+                pat["trigger"][cand["column"]] = cand["value"]
+                pat["purity"] = min(pat["purity"], cand["purity"])
+                break
+        else:
+            patterns.append({"trigger": {cand["column"]: cand["value"]}, "rows": cand["rows"],
+                             "label": cand["label"], "purity": cand["purity"],
+                             "reference_label_share": cand["reference_label_share"], "lift": cand["lift"]})
+    return patterns
+
+
+def _plain(value: object) -> object:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
+    """Score per row: the label-share gap of the pattern it carries (0 when none)."""
+    patterns = merge_patterns(find_candidates(frame, ctx, spec), spec)
+    labels = label_strings(frame[ctx.label]).to_numpy()
+    scores = np.zeros(len(frame))
+    findings = []
+    summaries = []
+    for pat in patterns:
+        carriers = pat["rows"][labels[pat["rows"]] == pat["label"]]
+        gap = pat["purity"] - pat["reference_label_share"]
+        scores[carriers] = np.maximum(scores[carriers], gap)
+        trigger = ", ".join(f"{c} = {v!r}" for c, v in pat["trigger"].items())
+        msg = (f"{len(pat['rows'])} rows share {trigger} ({pat['lift']:.0f}x their reference frequency); "
+               f"{pat['purity']:.0%} are labelled '{pat['label']}', against "
+               f"{pat['reference_label_share']:.0%} in the reference")
+        findings.append(Finding.at_rows(NAME, "backdoor_trigger", msg, carriers))
+        findings.append(Finding.at_rows(NAME, "backdoor_pattern", msg, [], value=pat["purity"],
+                                        threshold=pat["reference_label_share"] + spec.min_association_gap))
+        summaries.append({"trigger": pat["trigger"], "label": pat["label"], "rows": len(pat["rows"]),
+                          "purity": pat["purity"], "reference_label_share": pat["reference_label_share"],
+                          "lift": pat["lift"]})
+    metrics = {"patterns": summaries, "flagged_fraction": float(np.mean(scores > 0)) if len(frame) else 0.0}
+    return CheckResult(NAME, tuple(findings), metrics, scores)

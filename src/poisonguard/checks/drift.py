@@ -1,0 +1,21 @@
+"""drift (not written yet)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from poisonguard.context import GateContext
+from poisonguard.results import CheckResult, Severity
+from poisonguard.spec import CheckSpec
+
+NAME = "drift"
+PHASE = "batch"
+CODES: dict[str, Severity] = {}
+
+
+class Spec(CheckSpec):
+    pass
+
+
+def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
+    raise NotImplementedError("drift")

@@ -1,0 +1,80 @@
+"""The ``poisonguard`` command.
+
+Exit codes: 0 promote · 1 block · 2 usage or policy error · 3 input that cannot be read or used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from poisonguard import __version__
+from poisonguard.errors import PoisonguardError, UsageError
+
+EXIT_PROMOTE, EXIT_BLOCK, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message}. Run '{self.prog} --help' for usage.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="poisonguard", description="Gate batches of training data against poisoning.")
+    parser.add_argument("--version", action="version", version=f"poisonguard {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    check = sub.add_parser(
+        "check", help="gate one incoming batch against trusted reference data",
+        description="Gate one incoming batch. Exit 0 promote, 1 block, 2 usage/policy error, 3 unusable input.")
+    check.add_argument("--reference", required=True, metavar="PATH",
+                       help="trusted data: CSV or Parquet file, or a directory of Parquet files")
+    check.add_argument("--incoming", required=True, metavar="PATH", help="the batch under test (same formats)")
+    check.add_argument("--label", required=True, metavar="COLUMN", help="the label column")
+    check.add_argument("--out", required=True, metavar="DIR", help="where verdict.json and the other outputs go")
+    check.add_argument("--holdout", metavar="PATH",
+                       help="trusted rows no model trains on (default: split off the reference, seeded)")
+    check.add_argument("--policy", metavar="FILE", help="the dataset's policy YAML (default: built-in defaults)")
+    check.add_argument("--id-column", metavar="COLUMN", help="a row id column: carried along, not used as a feature")
+    check.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    return parser
+
+
+def _check(args: argparse.Namespace) -> int:
+    from poisonguard.gate import run_gate
+
+    run = run_gate(args.reference, args.incoming, label=args.label, out_dir=args.out, holdout=args.holdout,
+                   policy=args.policy, id_column=args.id_column)
+    v = run.verdict
+    print(f"{str(v.decision).upper()}: {len(v.quarantined_rows)} of {v.n_rows} rows quarantined; "
+          f"outputs in {args.out}")
+    for reason in v.reasons:
+        print(f"  - {reason.check}/{reason.code}: {reason.message}")
+    return run.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from poisonguard.telemetry import disable_telemetry
+
+    disable_telemetry()
+    try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+                            format="[poisonguard] %(message)s", stream=sys.stderr)
+        logging.getLogger("poisonguard").setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
+        return {"check": _check}[args.command](args)
+    except PoisonguardError as e:
+        print(f"poisonguard: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("poisonguard: interrupted; nothing was promoted", file=sys.stderr)
+        return 130
+    except Exception as e:  # fail closed, one line, no traceback
+        print(f"poisonguard: internal error ({type(e).__name__}: {e}); nothing was promoted. "
+              "Re-run with PYTHONDEVMODE=1 for details and report it.", file=sys.stderr)
+        return EXIT_BLOCK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

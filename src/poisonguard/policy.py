@@ -1,0 +1,125 @@
+"""The policy: which checks run, their parameters, thresholds and severities.
+
+Read in one place (:func:`load_policy`), validated when loaded, into frozen specs. Every field
+has a default, so a dataset without a policy file still gets a sound gate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from poisonguard import checks as _checks
+from poisonguard.checks import REGISTRY
+from poisonguard.errors import PolicyError
+from poisonguard.results import Severity
+
+
+class ChecksPolicy(BaseModel):
+    """One section per registered check."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    provenance: _checks.provenance.Spec = Field(default_factory=_checks.provenance.Spec)
+    schema_: _checks.schema.Spec = Field(default_factory=_checks.schema.Spec, alias="schema")
+    outliers: _checks.outliers.Spec = Field(default_factory=_checks.outliers.Spec)
+    label_flips: _checks.label_flips.Spec = Field(default_factory=_checks.label_flips.Spec)
+    backdoor: _checks.backdoor.Spec = Field(default_factory=_checks.backdoor.Spec)
+    baseline: _checks.baseline.Spec = Field(default_factory=_checks.baseline.Spec)
+    drift: _checks.drift.Spec = Field(default_factory=_checks.drift.Spec)
+
+    def get(self, name: str) -> Any:
+        return getattr(self, "schema_" if name == "schema" else name)
+
+
+class Policy(BaseModel):
+    """A dataset's gate policy (``checks/<dataset>.yml``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    dataset: str | None = Field(None, description="Name of the dataset this policy is for.")
+    seed: int = Field(0, ge=0, description="Seed for every random step; same seed, same verdict.")
+    holdout_fraction: float = Field(
+        0.2, gt=0, le=0.5,
+        description="Share of the reference split off as the holdout when no --holdout is given.",
+    )
+    checks: ChecksPolicy = Field(default_factory=ChecksPolicy)
+
+    @model_validator(mode="after")
+    def _known_codes(self) -> Policy:
+        for name, check in REGISTRY.items():
+            unknown = set(self.checks.get(name).severity) - set(check.codes)
+            if unknown:
+                raise ValueError(
+                    f"checks.{name}.severity has unknown finding code(s) {sorted(unknown)}; "
+                    f"known codes: {sorted(check.codes)}"
+                )
+        return self
+
+    def severity(self, check: str, code: str) -> Severity:
+        """The severity the policy gives finding ``code`` of ``check``."""
+        return self.checks.get(check).severity.get(code, REGISTRY[check].codes[code])
+
+    def spec(self, check: str) -> Any:
+        return self.checks.get(check)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the effective policy (defaults filled in), stable across key order."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+def load_policy(path: str | Path | None) -> Policy:
+    """Read and validate a policy file; ``None`` gives the default policy.
+
+    Raises :class:`PolicyError` naming the file and the field when anything is wrong.
+    """
+    if path is None:
+        return Policy()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyError(f"policy file {path} does not exist. Pass an existing --policy file.") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise PolicyError(f"policy file {path} cannot be read ({e}).") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise PolicyError(f"policy file {path} is not valid YAML: {_one_line(str(e))}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise PolicyError(f"policy file {path} must hold a mapping of fields. Got {type(data).__name__}.")
+    return policy_from_dict(data, source=str(path))
+
+
+def policy_from_dict(data: dict[str, Any], *, source: str = "policy") -> Policy:
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        where = where.replace("schema_", "schema")
+        got = first.get("input")
+        got_s = "" if first["type"] == "missing" else f" Got {got!r}."
+        more = f" ({e.error_count() - 1} more error(s))" if e.error_count() > 1 else ""
+        hint = (
+            "Remove the field or fix its name; see the policy reference in README.md."
+            if first["type"] == "extra_forbidden"
+            else "Fix the value, or remove the field to use its default."
+        )
+        raise PolicyError(f"{source}: field '{where}': {first['msg']}.{got_s} {hint}{more}") from None
+
+
+def _one_line(s: str) -> str:
+    return " ".join(s.split())
