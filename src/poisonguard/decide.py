@@ -6,7 +6,15 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from poisonguard.policy import Policy
-from poisonguard.results import CheckResult, CheckSummary, Decision, Reason, Severity, Status, Verdict
+from poisonguard.results import (
+    CheckResult,
+    CheckSummary,
+    Decision,
+    Reason,
+    Severity,
+    Status,
+    Verdict,
+)
 
 
 def decide(results: Iterable[CheckResult], policy: Policy, n_rows: int) -> Verdict:

@@ -123,3 +123,28 @@ def policy_from_dict(data: dict[str, Any], *, source: str = "policy") -> Policy:
 
 def _one_line(s: str) -> str:
     return " ".join(s.split())
+
+
+def policy_reference_markdown() -> str:
+    """The policy reference table for README.md, generated from the specs (so docs match code)."""
+    lines = ["| field | default | meaning |", "|---|---|---|"]
+
+    from poisonguard.spec import CheckSpec
+
+    def add(prefix: str, model: type[BaseModel], skip: set[str]) -> None:
+        for name, info in model.model_fields.items():
+            key = info.alias or name
+            if key == "checks" or name in skip:
+                continue
+            default = info.get_default(call_default_factory=True)
+            shown = "{}" if default == {} else json.dumps(default) if not isinstance(default, str) else default
+            lines.append(f"| `{prefix}{key}` | `{shown}` | {(info.description or '').replace('|', '/')} |")
+
+    add("", Policy, set())
+    add("checks.<any>.", CheckSpec, set())
+    common = set(CheckSpec.model_fields)
+    for name, check in REGISTRY.items():
+        codes = ", ".join(f"`{c}` ({s})" for c, s in check.codes.items())
+        lines.append(f"| **`checks.{name}`** | | {check.doc} Finding codes (default severity): {codes}. |")
+        add(f"checks.{name}.", check.spec, common)
+    return "\n".join(lines)

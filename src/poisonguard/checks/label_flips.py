@@ -85,17 +85,17 @@ def _neighbour_proba(index, y_fit: np.ndarray, x: np.ndarray, k: int, n_classes:
     return out
 
 
-def find_label_flips(x_ref: np.ndarray, y_ref: np.ndarray, x: np.ndarray, n_classes: int, spec: Spec,
-                     seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Class agreement for the reference (out-of-fold) and for ``x``: two (rows, classes) arrays."""
+def reference_agreement(x_ref: np.ndarray, y_ref: np.ndarray, n_classes: int, spec: Spec, seed: int):  # type: ignore[no-untyped-def]
+    """Out-of-fold class agreement for every reference row, and the fitted model + neighbour index.
+
+    Returns ``(agreement, model, index, k)``; agreement is a (rows, classes) array in [0, 1].
+    """
     from sklearn.model_selection import StratifiedKFold
     from sklearn.neighbors import NearestNeighbors
 
     k = min(spec.n_neighbors, len(x_ref) - 1)
-    index = NearestNeighbors(n_neighbors=k + 1).fit(x_ref)
+    index = NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(x_ref)
     ref_nb = _neighbour_proba(index, y_ref, x_ref, k, n_classes, skip_self=True)
-    inc_nb = _neighbour_proba(index, y_ref, x, k, n_classes, skip_self=False)
-
     ref_model = np.zeros((len(x_ref), n_classes))
     folds = min(spec.n_folds, int(np.bincount(y_ref).min()))
     if folds >= 2:
@@ -104,8 +104,29 @@ def find_label_flips(x_ref: np.ndarray, y_ref: np.ndarray, x: np.ndarray, n_clas
             ref_model[test] = _proba(model, x_ref[test], n_classes)
     else:  # a class too small to split: fall back to neighbours only for the reference
         ref_model = ref_nb
-    inc_model = _proba(_classifier(spec.model, seed).fit(x_ref, y_ref), x, n_classes)
-    return (ref_model + ref_nb) / 2, (inc_model + inc_nb) / 2
+    model = _classifier(spec.model, seed).fit(x_ref, y_ref)
+    return (ref_model + ref_nb) / 2, model, index, k
+
+
+def batch_agreement(model, index, k: int, y_ref: np.ndarray, x: np.ndarray, y: np.ndarray,  # type: ignore[no-untyped-def]
+                    n_classes: int, max_threshold_by_row: np.ndarray) -> np.ndarray:
+    """Class agreement for batch rows: the mean of model and neighbour probabilities.
+
+    Neighbours are the costly signal, so they are looked up only for rows the model alone cannot
+    clear: since agreement = (p_model + p_neighbours) / 2 and p_neighbours <= 1, a row whose
+    ``p_model(label) >= 2 * (1 - threshold)`` can never score above its threshold. Those rows
+    keep the model's probabilities as their agreement (their scores are the model's alone).
+    """
+    p_model = _proba(model, x, n_classes)
+    agree = p_model.copy()
+    rows = np.arange(len(x))
+    given = p_model[rows, np.maximum(y, 0)]
+    need = np.flatnonzero(given < 2 * (1 - max_threshold_by_row))
+    for start in range(0, len(need), 50_000):
+        chunk = need[start:start + 50_000]
+        nb = _neighbour_proba(index, y_ref, x[chunk], k, n_classes, skip_self=False)
+        agree[chunk] = (p_model[chunk] + nb) / 2
+    return agree
 
 
 def class_thresholds(ref_scores: np.ndarray, y_ref: np.ndarray, n_classes: int, spec: Spec) -> np.ndarray:
@@ -127,10 +148,11 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
         x_ref, y_ref = x_ref[keep], y_ref[keep]
     y = ctx.label_codes(frame)
     known = y >= 0  # unknown labels are the schema check's to report
-    ref_agree, agree = find_label_flips(x_ref, y_ref, ctx.encode(frame), n_classes, spec, ctx.seed)
-
+    ref_agree, model, index, k = reference_agreement(x_ref, y_ref, n_classes, spec, ctx.seed)
     ref_scores = 1.0 - ref_agree[np.arange(len(y_ref)), y_ref]
     thresholds = class_thresholds(ref_scores, y_ref, n_classes, spec)
+    agree = batch_agreement(model, index, k, y_ref, ctx.encode(frame), y, n_classes,
+                            np.where(known, thresholds[np.maximum(y, 0)], 0.0))
     scores = np.zeros(len(frame))
     scores[known] = 1.0 - agree[np.flatnonzero(known), y[known]]
     predicted = agree.argmax(axis=1)

@@ -24,7 +24,7 @@ CODES: dict[str, Severity] = {
 
 
 class Spec(CheckSpec):
-    n_estimators: int = Field(200, ge=10, le=2000, description="Trees in the IsolationForest.")
+    n_estimators: int = Field(100, ge=10, le=2000, description="Trees in the IsolationForest.")
     max_samples: int = Field(256, ge=16, description="Rows each tree is grown on (IsolationForest's max_samples).")
     reference_quantile: float = Field(
         0.999, gt=0.5, lt=1,

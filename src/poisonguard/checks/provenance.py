@@ -74,8 +74,9 @@ def _column_bytes(series: pd.Series) -> np.ndarray:
         values = np.where(np.isnan(values), np.nan, values) + 0.0  # one NaN pattern; -0.0 -> 0.0
         return values.astype("<f8").view(np.uint8).reshape(len(series), 8)
     codes, uniques = pd.factorize(series.astype("object"), use_na_sentinel=True)
-    table = np.array([hashlib.sha256(b"s" + str(u).encode()).digest()[:16] for u in uniques]
-                     + [hashlib.sha256(b"<null>").digest()[:16]], dtype=np.uint8).reshape(-1, 16)
+    digests = [hashlib.sha256(b"s" + str(u).encode()).digest()[:16] for u in uniques]
+    table = np.frombuffer(b"".join([*digests, hashlib.sha256(b"<null>").digest()[:16]]), dtype=np.uint8)
+    table = table.reshape(-1, 16)
     return table[np.where(codes < 0, len(uniques), codes)]
 
 

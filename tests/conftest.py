@@ -1,0 +1,50 @@
+"""Shared fixtures. Data is built in fixtures (seeded), never at import."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from poisonguard.telemetry import disable_telemetry
+
+disable_telemetry()
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".airflow"))
+
+
+def make_frame(n: int, seed: int, *, n_features: int = 6, n_classes: int = 2, categorical: bool = True,
+               missing: bool = False) -> pd.DataFrame:
+    """A learnable tabular task: numeric features around class centres, plus a categorical one."""
+    rng = np.random.default_rng(seed)
+    centres = np.random.default_rng(1234).normal(0, 2.5, size=(n_classes, n_features))
+    y = rng.integers(0, n_classes, size=n)
+    x = centres[y] + rng.normal(0, 1.0, size=(n, n_features))
+    frame = pd.DataFrame(x.round(6), columns=[f"f{i}" for i in range(n_features)])
+    if categorical:
+        colours = np.array(["red", "green", "blue"])
+        frame["colour"] = colours[(y + (rng.random(n) < 0.2)) % 3]
+    if missing:
+        frame.loc[rng.random(n) < 0.05, "f0"] = np.nan
+    frame["y"] = np.array([f"c{k}" for k in range(n_classes)])[y]
+    return frame
+
+
+@pytest.fixture
+def frames() -> dict[str, pd.DataFrame]:
+    """reference (1,200 rows), holdout (400), a clean incoming batch (600): one distribution."""
+    return {"reference": make_frame(1200, 1), "holdout": make_frame(400, 2), "incoming": make_frame(600, 3)}
+
+
+@pytest.fixture
+def files(tmp_path: Path, frames: dict[str, pd.DataFrame]) -> dict[str, Path]:
+    """The frames written as files: reference CSV, holdout and incoming Parquet."""
+    paths = {"reference": tmp_path / "reference.csv", "holdout": tmp_path / "holdout.parquet",
+             "incoming": tmp_path / "incoming.parquet"}
+    frames["reference"].to_csv(paths["reference"], index=False)
+    frames["holdout"].to_parquet(paths["holdout"], index=False)
+    frames["incoming"].to_parquet(paths["incoming"], index=False)
+    return paths
