@@ -32,11 +32,9 @@ demo: setup
 
 lint: setup
 	$(BIN)/ruff check src tests dags plugins bench datasets scripts
-	$(BIN)/ruff format --check src tests dags plugins bench datasets scripts
 	$(BIN)/mypy
 
 format: setup
-	$(BIN)/ruff format src tests dags plugins bench datasets scripts
 	$(BIN)/ruff check --fix src tests dags plugins bench datasets scripts
 
 lock: setup

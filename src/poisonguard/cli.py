@@ -54,15 +54,25 @@ def _check(args: argparse.Namespace) -> int:
     return run.exit_code
 
 
+def _progress_to_stderr(*, quiet: bool) -> None:
+    """Progress lines of poisonguard's own logger on stderr; other libraries' logs stay quiet."""
+    log = logging.getLogger("poisonguard")
+    log.handlers = [h for h in log.handlers if not getattr(h, "_poisonguard", False)]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[poisonguard] %(message)s"))
+    handler._poisonguard = True  # type: ignore[attr-defined]
+    log.addHandler(handler)
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from poisonguard.telemetry import disable_telemetry
 
     disable_telemetry()
     try:
         args = build_parser().parse_args(argv)
-        logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
-                            format="[poisonguard] %(message)s", stream=sys.stderr)
-        logging.getLogger("poisonguard").setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
+        _progress_to_stderr(quiet=getattr(args, "quiet", False))
         return {"check": _check}[args.command](args)
     except PoisonguardError as e:
         print(f"poisonguard: error: {e}", file=sys.stderr)

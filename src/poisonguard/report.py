@@ -72,9 +72,11 @@ def _details(run: GateRun) -> str:
     pairs = by_check.get("label_flips", {}).get("flip_pairs") or []
     if pairs:
         out.append("<h3>Label flips by (given, predicted) label</h3>" + _table(
-            ["given", "looks like", "rows flagged", "share of flagged", "expected share if random"],
+            ["given", "looks like", "rows flagged", "share of flagged", "rate in batch", "rate in reference",
+             "p-value", "targeted"],
             [[_fmt(p["given"]), _fmt(p["predicted"]), p["flagged"], _fmt(p["share_of_flagged"]),
-              _fmt(p["expected_share"])] for p in pairs]))
+              _fmt(p["batch_rate"]), _fmt(p["reference_rate"]), _fmt(p["p_value"]),
+              "yes" if p["significant"] else ""] for p in pairs]))
     patterns = by_check.get("backdoor", {}).get("patterns") or []
     if patterns:
         out.append("<h3>Backdoor patterns</h3>" + _table(

@@ -35,7 +35,12 @@ class Spec(CheckSpec):
         0.9, gt=0.5, le=1, description="Share of the pattern's rows that must carry its most common label.")
     min_association_gap: float = Field(
         0.3, gt=0, le=1,
-        description="How far that share must exceed the reference's own share of that label for the value.")
+        description="How far that share must exceed the reference's own share of that label for the value "
+        "(or half the distance to 100%, when that is smaller).")
+    max_p_value: float = Field(
+        1e-6, gt=0, lt=1,
+        description="How unlikely the pile-up must be at the reference's rate (Poisson tail); strict, "
+        "because every value of every column is a test.")
     prior_strength: float = Field(
         10.0, gt=0, description="Pseudo-rows of the reference's class prior blended into the value's label share.")
     min_row_overlap: float = Field(
@@ -50,13 +55,10 @@ def _value_keys(series: pd.Series) -> pd.Series:
 
 
 def find_candidates(frame: pd.DataFrame, ctx: GateContext, spec: Spec) -> list[dict]:
-    """Every (column, value) over-represented in the batch whose rows lean to one label the
-    reference does not tie to that value."""
+    """Every (column, value) at least ``min_lift`` times more frequent in the batch than in the
+    reference, on at least ``min_rows`` rows."""
     n, n_ref = len(frame), len(ctx.reference)
     min_support = max(spec.min_rows, int(np.ceil(spec.min_fraction * n)))
-    labels = label_strings(frame[ctx.label]).to_numpy()
-    ref_labels = label_strings(ctx.reference[ctx.label])
-    prior = ref_labels.value_counts(normalize=True)
     found = []
     for col in ctx.feature_columns:
         keys = _value_keys(frame[col])
@@ -68,37 +70,62 @@ def find_candidates(frame: pd.DataFrame, ctx: GateContext, spec: Spec) -> list[d
         ref_counts = ref_keys.value_counts(dropna=True).reindex(counts.index, fill_value=0)
         lift = (counts / n) / ((ref_counts + 1) / (n_ref + 1))
         for value in lift.index[lift.to_numpy() >= spec.min_lift]:
-            rows = np.flatnonzero((keys == value).to_numpy())
-            top_label, top_count = pd.Series(labels[rows]).value_counts().agg(["idxmax", "max"])
-            purity = top_count / len(rows)
-            ref_rows = (ref_keys == value).to_numpy()
-            ref_top = int(np.sum(ref_labels.to_numpy()[ref_rows] == top_label))
-            p_ref = (ref_top + spec.prior_strength * prior.get(top_label, 0.0)) / (ref_rows.sum() + spec.prior_strength)
-            if purity >= spec.min_label_purity and purity - p_ref >= spec.min_association_gap:
-                found.append({"column": col, "value": _plain(value), "rows": rows, "label": str(top_label),
-                              "purity": float(purity), "reference_label_share": float(p_ref),
-                              "lift": float(lift[value]), "reference_count": int(ref_counts[value])})
+            found.append({"column": col, "value": _plain(value), "rows": np.flatnonzero((keys == value).to_numpy()),
+                          "reference_count": int(ref_counts[value]), "lift": float(lift[value])})
     return found
 
 
 def merge_patterns(candidates: list[dict], spec: Spec) -> list[dict]:
-    """Group candidates of the same label whose rows overlap: one trigger over several columns."""
+    """Group candidates whose rows overlap into patterns: one trigger over several columns."""
     patterns: list[dict] = []
     for cand in sorted(candidates, key=lambda c: (-len(c["rows"]), c["column"])):
         for pat in patterns:
-            if pat["label"] != cand["label"]:
-                continue
             overlap = len(np.intersect1d(pat["rows"], cand["rows"])) / min(len(pat["rows"]), len(cand["rows"]))
             if overlap >= spec.min_row_overlap:
                 pat["rows"] = np.union1d(pat["rows"], cand["rows"])
                 pat["trigger"][cand["column"]] = cand["value"]
-                pat["purity"] = min(pat["purity"], cand["purity"])
+                pat["reference_counts"][cand["column"]] = cand["reference_count"]
                 break
         else:
             patterns.append({"trigger": {cand["column"]: cand["value"]}, "rows": cand["rows"],
-                             "label": cand["label"], "purity": cand["purity"],
-                             "reference_label_share": cand["reference_label_share"], "lift": cand["lift"]})
+                             "reference_counts": {cand["column"]: cand["reference_count"]}})
     return patterns
+
+
+def judge_pattern(pattern: dict, frame: pd.DataFrame, ctx: GateContext, spec: Spec) -> dict | None:
+    """The pattern as a backdoor (with its label, purity, lift, p-value), or None when it is not one.
+
+    It is one when (1) the rows carrying every value of the trigger at once are far beyond
+    chance — a Poisson tail at the rate the reference gives the values, taken as independent —
+    and (2) its rows almost all carry one label that the reference does not tie to those values.
+    """
+    from scipy.stats import poisson
+
+    n, n_ref = len(frame), len(ctx.reference)
+    joint = np.ones(n, dtype=bool)
+    ref_joint = np.ones(n_ref, dtype=bool)
+    rate = 1.0
+    for col, value in pattern["trigger"].items():
+        joint &= (_value_keys(frame[col]) == value).to_numpy()
+        ref_joint &= (_value_keys(ctx.reference[col]) == value).to_numpy()
+        rate *= (pattern["reference_counts"][col] + 1) / (n_ref + 1)
+    k = int(joint.sum())
+    p_value = float(poisson.sf(k - 1, n * rate)) if k else 1.0
+    if p_value >= spec.max_p_value:
+        return None
+    labels = label_strings(frame[ctx.label]).to_numpy()[pattern["rows"]]
+    top_label, top_count = pd.Series(labels).value_counts().agg(["idxmax", "max"])
+    purity = top_count / len(labels)
+    ref_labels = label_strings(ctx.reference[ctx.label])
+    prior = float((ref_labels == top_label).mean())
+    ref_top = int(np.sum(ref_labels.to_numpy()[ref_joint] == top_label))
+    p_ref = (ref_top + spec.prior_strength * prior) / (int(ref_joint.sum()) + spec.prior_strength)
+    # The label share must clear the reference's by the policy's gap, or by half of what is
+    # left above it when the label is already common (a majority-class target).
+    if purity < spec.min_label_purity or purity - p_ref < min(spec.min_association_gap, (1 - p_ref) / 2):
+        return None
+    return pattern | {"label": str(top_label), "purity": float(purity), "reference_label_share": float(p_ref),
+                      "lift": k / max(n * rate, 1e-12), "p_value": p_value}
 
 
 def _plain(value: object) -> object:
@@ -107,7 +134,8 @@ def _plain(value: object) -> object:
 
 def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
     """Score per row: the label-share gap of the pattern it carries (0 when none)."""
-    patterns = merge_patterns(find_candidates(frame, ctx, spec), spec)
+    merged = merge_patterns(find_candidates(frame, ctx, spec), spec)
+    patterns = [p for p in (judge_pattern(m, frame, ctx, spec) for m in merged) if p is not None]
     labels = label_strings(frame[ctx.label]).to_numpy()
     scores = np.zeros(len(frame))
     findings = []
@@ -125,6 +153,6 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
                                         threshold=pat["reference_label_share"] + spec.min_association_gap))
         summaries.append({"trigger": pat["trigger"], "label": pat["label"], "rows": len(pat["rows"]),
                           "purity": pat["purity"], "reference_label_share": pat["reference_label_share"],
-                          "lift": pat["lift"]})
+                          "lift": pat["lift"], "p_value": pat["p_value"]})
     metrics = {"patterns": summaries, "flagged_fraction": float(np.mean(scores > 0)) if len(frame) else 0.0}
     return CheckResult(NAME, tuple(findings), metrics, scores)

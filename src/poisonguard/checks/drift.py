@@ -34,7 +34,8 @@ CATEGORICAL_METHOD = "jensenshannon"
 class Spec(CheckSpec):
     min_column_threshold: float = Field(
         0.1, gt=0, description="Floor of every column's drift threshold (Evidently's default for both methods).")
-    min_label_threshold: float = Field(0.1, gt=0, description="Floor of the label's drift threshold.")
+    min_label_threshold: float = Field(
+        0.05, gt=0, description="Floor of the label drift threshold (a label prior moving that far is worth a review).")
     noise_margin: float = Field(
         1.5, ge=1, description="Thresholds are this many times the largest distance between reference splits.")
     noise_draws: int = Field(8, ge=1, le=100, description="Reference splits drawn to measure sampling noise.")

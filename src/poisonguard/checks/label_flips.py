@@ -29,6 +29,7 @@ PHASE = "rows"
 CODES: dict[str, Severity] = {
     "label_flip": Severity.QUARANTINE,
     "flip_fraction_exceeded": Severity.BLOCK,
+    "label_disagreement_exceeded": Severity.BLOCK,
     "targeted_flip": Severity.BLOCK,
 }
 
@@ -42,17 +43,20 @@ class Spec(CheckSpec):
         0.995, gt=0.5, lt=1,
         description="Per-class threshold: this quantile of the reference's own scores for that class...")
     min_threshold: float = Field(0.5, ge=0, le=1, description="...but never below this (the signals must disagree)...")
-    max_threshold: float = Field(0.9, ge=0, le=1, description="...and never above this (noisy references).")
+    max_threshold: float = Field(
+        0.99, ge=0, le=1, description="...and never above this (so a very noisy reference still flags something).")
     min_class_rows: int = Field(
         200, ge=1, description="Classes with fewer reference rows use the pooled threshold of all classes.")
     max_fit_rows: int = Field(50_000, ge=100, description="Reference rows used to fit (seeded sample above this).")
     min_excess_fraction: float = Field(
         0.01, ge=0, le=1,
         description="Block when the batch's flagged share exceeds the reference's own by this much...")
-    max_p_value: float = Field(1e-4, gt=0, lt=1, description="...and a binomial test puts it below this p-value.")
+    max_p_value: float = Field(
+        1e-3, gt=0, lt=1, description="...and a binomial test (or, for the mean doubt, a z-test) puts it below this p-value.")
     min_targeted_share: float = Field(
         0.6, gt=0, le=1,
-        description="Call it a targeted flip when one (given, predicted) pair holds this share of flagged rows.")
+        description="Call it a targeted flip when one (given, predicted) pair holds this share of flagged rows...")
+    min_targeted_rows: int = Field(3, ge=1, description="...and at least this many rows, significantly above its reference rate.")
 
 
 def _classifier(kind: str, seed: int):  # type: ignore[no-untyped-def]
@@ -88,7 +92,7 @@ def _neighbour_proba(index, y_fit: np.ndarray, x: np.ndarray, k: int, n_classes:
 def reference_agreement(x_ref: np.ndarray, y_ref: np.ndarray, n_classes: int, spec: Spec, seed: int):  # type: ignore[no-untyped-def]
     """Out-of-fold class agreement for every reference row, and the fitted model + neighbour index.
 
-    Returns ``(agreement, model, index, k)``; agreement is a (rows, classes) array in [0, 1].
+    Returns ``(p_model, p_neighbours, model, index, k)``; the p's are (rows, classes) arrays.
     """
     from sklearn.model_selection import StratifiedKFold
     from sklearn.neighbors import NearestNeighbors
@@ -105,7 +109,7 @@ def reference_agreement(x_ref: np.ndarray, y_ref: np.ndarray, n_classes: int, sp
     else:  # a class too small to split: fall back to neighbours only for the reference
         ref_model = ref_nb
     model = _classifier(spec.model, seed).fit(x_ref, y_ref)
-    return (ref_model + ref_nb) / 2, model, index, k
+    return ref_model, ref_nb, model, index, k
 
 
 def batch_agreement(model, index, k: int, y_ref: np.ndarray, x: np.ndarray, y: np.ndarray,  # type: ignore[no-untyped-def]
@@ -139,7 +143,18 @@ def class_thresholds(ref_scores: np.ndarray, y_ref: np.ndarray, n_classes: int, 
     return np.clip(out, spec.min_threshold, spec.max_threshold)
 
 
+def consistent_scores(p_model_given: np.ndarray, agree_given: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Row scores under one rule for the reference and the batch: rows the model alone clears
+    (``p_model >= 2 * (1 - threshold)``, see :func:`batch_agreement`) score ``(1 - p_model) / 2``,
+    a lower bound of their two-signal score that can never pass a threshold; the rest score
+    ``1 - agreement``."""
+    cleared = p_model_given >= 2 * (1 - thresholds)
+    return np.where(cleared, (1 - p_model_given) / 2, 1 - agree_given)
+
+
 def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
+    from scipy.stats import norm
+
     classes = ctx.classes
     n_classes = len(classes)
     x_ref, y_ref = ctx.encode(ctx.reference), ctx.label_codes(ctx.reference)
@@ -147,44 +162,70 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
         keep = np.sort(np.random.default_rng(ctx.seed).choice(len(x_ref), spec.max_fit_rows, replace=False))
         x_ref, y_ref = x_ref[keep], y_ref[keep]
     y = ctx.label_codes(frame)
-    known = y >= 0  # unknown labels are the schema check's to report
-    ref_agree, model, index, k = reference_agreement(x_ref, y_ref, n_classes, spec, ctx.seed)
-    ref_scores = 1.0 - ref_agree[np.arange(len(y_ref)), y_ref]
-    thresholds = class_thresholds(ref_scores, y_ref, n_classes, spec)
-    agree = batch_agreement(model, index, k, y_ref, ctx.encode(frame), y, n_classes,
-                            np.where(known, thresholds[np.maximum(y, 0)], 0.0))
-    scores = np.zeros(len(frame))
-    scores[known] = 1.0 - agree[np.flatnonzero(known), y[known]]
-    predicted = agree.argmax(axis=1)
-    flagged_mask = known & (scores > thresholds[np.where(known, y, 0)])
-    flagged = np.flatnonzero(flagged_mask)
-    ref_flag_fraction = float(np.mean(ref_scores > thresholds[y_ref]))
+    known = np.flatnonzero(y >= 0)  # unknown labels are the schema check's to report
+    yk = y[known]
 
-    n = len(frame)
+    ref_model, ref_nb, model, index, k = reference_agreement(x_ref, y_ref, n_classes, spec, ctx.seed)
+    ref_rows = np.arange(len(y_ref))
+    ref_agree = (ref_model + ref_nb) / 2
+    thresholds = class_thresholds(1 - ref_agree[ref_rows, y_ref], y_ref, n_classes, spec)
+    ref_scores = consistent_scores(ref_model[ref_rows, y_ref], ref_agree[ref_rows, y_ref], thresholds[y_ref])
+
+    x = ctx.encode(frame)[known]
+    agree = batch_agreement(model, index, k, y_ref, x, yk, n_classes, thresholds[yk])
+    p_model = _proba(model, x, n_classes)
+    rows = np.arange(len(known))
+    scores = np.zeros(len(frame))
+    scores[known] = consistent_scores(p_model[rows, yk], agree[rows, yk], thresholds[yk])
+    flagged_k = scores[known] > thresholds[yk]
+    flagged = known[flagged_k]
+    predicted = agree.argmax(axis=1)
+
+    n_known = max(len(known), 1)
+    ref_flagged = ref_scores > thresholds[y_ref]
+    ref_flag_fraction = float(ref_flagged.mean())
+    # Where labels are noisy by nature, few flips pass a high threshold, but the reference model's
+    # average doubt about the batch's labels still rises: a one-sided z-test of the mean
+    # (1 - p_model(label)) against the reference's own out-of-fold mean.
+    ref_doubt = 1 - ref_model[ref_rows, y_ref]
+    doubt = float(np.mean(1 - p_model[rows, yk])) if len(known) else 0.0
+    doubt_z = (doubt - ref_doubt.mean()) / max(float(ref_doubt.std()) / np.sqrt(n_known), 1e-12)
+    doubt_p = float(norm.sf(doubt_z))
+    doubt_exceeded = doubt > ref_doubt.mean() + spec.min_excess_fraction and doubt_p < spec.max_p_value
+    exceeded, p_value = rate_exceeds(len(flagged), n_known, ref_flag_fraction,
+                                     min_excess_fraction=spec.min_excess_fraction, max_p_value=spec.max_p_value)
+    pairs = _pair_table(yk[flagged_k], predicted[flagged_k], yk, y_ref, ref_flagged, ref_agree.argmax(axis=1),
+                        classes, spec)
+
     findings = []
     if len(flagged):
         findings.append(Finding.at_rows(NAME, "label_flip",
             f"{len(flagged)} row(s) carry a label their trusted neighbours and the reference model disagree with",
             flagged))
-    exceeded, p_value = rate_exceeds(len(flagged), n, ref_flag_fraction,
-                                     min_excess_fraction=spec.min_excess_fraction, max_p_value=spec.max_p_value)
-    pairs = _pair_table(y[flagged], predicted[flagged], y_ref, ref_scores > thresholds[y_ref],
-                        ref_agree.argmax(axis=1), classes)
     if exceeded:
         findings.append(Finding.at_rows(NAME, "flip_fraction_exceeded",
-            f"{len(flagged) / n:.1%} of the batch look relabelled; the reference's own share is "
-            f"{ref_flag_fraction:.2%} (p={p_value:.1e})", [], value=len(flagged) / n,
+            f"{len(flagged) / n_known:.1%} of the batch look relabelled; the reference's own share is "
+            f"{ref_flag_fraction:.2%} (p={p_value:.1e})", [], value=len(flagged) / n_known,
             threshold=ref_flag_fraction + spec.min_excess_fraction))
-        top = pairs[0] if pairs else None
-        if top and top["share_of_flagged"] >= spec.min_targeted_share and _targeted(top, len(flagged), spec):
-            findings.append(Finding.at_rows(NAME, "targeted_flip",
-                f"{top['flagged']} of {len(flagged)} flagged rows are labelled '{top['given']}' but look like "
-                f"'{top['predicted']}': a targeted relabelling of one class", [],
-                value=top["share_of_flagged"], threshold=spec.min_targeted_share))
+    elif doubt_exceeded:
+        findings.append(Finding.at_rows(NAME, "label_disagreement_exceeded",
+            f"the reference model doubts the batch's labels more than its own: mean doubt {doubt:.3f} against "
+            f"{ref_doubt.mean():.3f} (p={doubt_p:.1e})", [], value=doubt,
+            threshold=float(ref_doubt.mean()) + spec.min_excess_fraction))
+    top = pairs[0] if pairs else None
+    if top and top["significant"] and top["share_of_flagged"] >= spec.min_targeted_share:
+        findings.append(Finding.at_rows(NAME, "targeted_flip",
+            f"{top['flagged']} of {len(flagged)} flagged rows are labelled '{top['given']}' but look like "
+            f"'{top['predicted']}' ({top['batch_rate']:.1%} of rows labelled '{top['given']}', against "
+            f"{top['reference_rate']:.2%} in the reference): a targeted relabelling of one class", [],
+            value=top["batch_rate"], threshold=top["reference_rate"]))
     metrics = {
-        "flagged_fraction": len(flagged) / n,
+        "flagged_fraction": len(flagged) / n_known,
         "reference_flagged_fraction": ref_flag_fraction,
         "p_value": p_value,
+        "mean_doubt": doubt,
+        "reference_mean_doubt": float(ref_doubt.mean()),
+        "doubt_p_value": doubt_p,
         "thresholds": dict(zip(classes, thresholds.tolist(), strict=True)),
         "flip_pairs": pairs,
         "model": spec.model,
@@ -192,30 +233,26 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
     return CheckResult(NAME, tuple(findings), metrics, scores)
 
 
-def _targeted(top: dict, n_flagged: int, spec: Spec) -> bool:
-    """The top pair holds far more of the flagged rows than random relabelling would give it.
-
-    Under random flips, rows truly of class p are relabelled g with odds 1 / (classes - 1), so the
-    pair (given g, predicted p) gets about prior(p) / (classes - 1) of the flagged rows
-    (``expected_share``, with the reference's class prior).
-    """
+def _pair_table(given: np.ndarray, predicted: np.ndarray, y_batch: np.ndarray, y_ref: np.ndarray,
+                ref_flagged: np.ndarray, ref_predicted: np.ndarray, classes: list[str], spec: Spec) -> list[dict]:
+    """Flagged rows per (given label, predicted label), largest first, each with the rate among the
+    batch's rows of that given label, the reference's own rate for the pair, and whether the
+    excess is significant: a binomial test, Bonferroni-corrected over the pairs that could pass
+    (those with at least ``min_targeted_rows`` flagged rows; Tarone's refinement)."""
     from poisonguard.stats import rate_excess_p_value
 
-    return rate_excess_p_value(top["flagged"], n_flagged, top["expected_share"]) < spec.max_p_value
-
-
-def _pair_table(given: np.ndarray, predicted: np.ndarray, y_ref: np.ndarray,
-                ref_flagged: np.ndarray, ref_predicted: np.ndarray, classes: list[str]) -> list[dict]:
-    """Flagged rows per (given label, predicted label), beside the reference's own rate and the share
-    random relabelling would give the pair, largest first."""
     total = max(len(given), 1)
-    prior = np.bincount(y_ref, minlength=len(classes)) / max(len(y_ref), 1)
     counts = pd.Series(list(zip(given.tolist(), predicted.tolist(), strict=True))).value_counts(sort=False)
+    n_pairs = max(int((counts >= spec.min_targeted_rows).sum()), 1)
     rows = []
     for (g, p), count in counts.items():
-        ref_in_class = max(int(np.sum(y_ref == g)), 1)
-        ref_rate = float(np.sum(ref_flagged & (y_ref == g) & (ref_predicted == p)) / ref_in_class)
+        in_class = max(int(np.sum(y_ref == g)), 1)
+        # The reference cannot show a rate below one row in its class; use half of that as floor.
+        ref_rate = max(float(np.sum(ref_flagged & (y_ref == g) & (ref_predicted == p)) / in_class), 0.5 / in_class)
+        in_batch = max(int(np.sum(y_batch == g)), 1)
+        p_value = rate_excess_p_value(int(count), in_batch, ref_rate)
         rows.append({"given": classes[g], "predicted": classes[p], "flagged": int(count),
-                     "share_of_flagged": count / total, "reference_rate": ref_rate,
-                     "expected_share": float(prior[p]) / max(len(classes) - 1, 1)})
+                     "share_of_flagged": count / total, "batch_rate": count / in_batch, "reference_rate": ref_rate,
+                     "p_value": p_value,
+                     "significant": bool(count >= spec.min_targeted_rows and p_value < spec.max_p_value / n_pairs)})
     return sorted(rows, key=lambda r: (-r["flagged"], r["given"], r["predicted"]))

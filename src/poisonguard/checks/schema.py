@@ -1,20 +1,23 @@
 """Schema: a Great Expectations 1.x suite over the batch — column types, ranges, categories,
 nulls and the label's domain — from the policy where it says so, otherwise inferred from the
 reference. Rows that break a row-level expectation are reported with their positions.
+
+Score per row: the number of row-level expectations the row breaks (0 = none; higher = more
+suspicious).
 """
 
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from poisonguard.context import GateContext, is_numeric
+from poisonguard.errors import PolicyError
 from poisonguard.imports import quiet_import
 from poisonguard.results import CheckResult, Finding, Severity
 from poisonguard.spec import CheckSpec
@@ -26,10 +29,12 @@ CODES: dict[str, Severity] = {
     "unexpected_category": Severity.QUARANTINE,
     "unexpected_null": Severity.QUARANTINE,
     "unknown_label": Severity.QUARANTINE,
+    "missing_label": Severity.QUARANTINE,
     "wrong_type": Severity.BLOCK,
     "null_fraction_exceeded": Severity.BLOCK,
     "failed_row_fraction_exceeded": Severity.BLOCK,
 }
+SUITE_FILE = "schema_suite.json"
 
 
 class ColumnRule(BaseModel):
@@ -37,11 +42,27 @@ class ColumnRule(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: Literal["numeric", "categorical"] | None = Field(None, description="Type family of the column.")
-    min: float | None = Field(None, description="Smallest allowed value (numeric).")
-    max: float | None = Field(None, description="Largest allowed value (numeric).")
-    allowed: list[str | int | float] | None = Field(None, description="Allowed values (categorical).")
-    max_null_fraction: float | None = Field(None, ge=0, le=1, description="Largest allowed share of missing values.")
+    kind: Literal["numeric", "categorical"] | None = Field(
+        None, description="Type family of the column; inferred from the reference when left out "
+        "(or 'categorical' when `allowed` is given).")
+    min: float | None = Field(None, description="Smallest allowed value (numeric columns).")
+    max: float | None = Field(None, description="Largest allowed value (numeric columns).")
+    allowed: list[str | int | float | bool] | None = Field(
+        None, description="Allowed values (categorical columns), compared as text.")
+    max_null_fraction: float | None = Field(
+        None, ge=0, le=1, description="Largest allowed share of missing values (0 = none may be missing).")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ColumnRule:
+        if self.kind == "categorical" and (self.min is not None or self.max is not None):
+            raise ValueError("min/max apply to numeric columns. Got kind: categorical. "
+                             "Drop min/max or set kind: numeric.")
+        if self.allowed is not None and (self.kind == "numeric" or self.min is not None or self.max is not None):
+            raise ValueError("allowed applies to categorical columns; it cannot be combined with "
+                             "kind: numeric or min/max. Keep one of the two.")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min must not exceed max. Got min={self.min:g}, max={self.max:g}.")
+        return self
 
 
 class Spec(CheckSpec):
@@ -50,14 +71,16 @@ class Spec(CheckSpec):
         description="Explicit rules per column (kind, min, max, allowed, max_null_fraction); "
         "anything not given is inferred from the reference.")
     range_margin_fraction: float = Field(
-        0.1, ge=0, le=10, description="Inferred numeric ranges are widened by this share of the reference range on each side.")
+        0.5, ge=0, le=10,
+        description="Inferred numeric ranges are widened by this share of the reference range on each side "
+        "(schema catches impossible values; the outlier check judges unusual ones).")
     null_tolerance_fraction: float = Field(
         0.05, ge=0, le=1,
         description="A column with missing values in the reference may have this much more in the batch.")
     max_categories: int = Field(
         200, ge=1, description="Columns with more distinct reference values are free text: no allowed-values rule.")
     max_failed_row_fraction: float = Field(
-        0.02, ge=0, le=1, description="Block when more than this share of rows break a row-level expectation.")
+        0.05, ge=0, le=1, description="Block when more than this share of rows break a row-level expectation.")
 
 
 @dataclass(frozen=True)
@@ -65,79 +88,118 @@ class Rule:
     """The effective rule for one column, after merging the policy with the inference."""
 
     column: str
-    kind: str
-    min: float | None
-    max: float | None
-    allowed: tuple[Any, ...] | None
-    max_null_fraction: float
+    kind: Literal["numeric", "categorical"]
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple[str, ...] | None = None
+    max_null_fraction: float = 0.0
+    reference_null_fraction: float = 0.0
     is_label: bool = False
+    # A categorical column whose reference values are all text (none reads as a number): a batch
+    # holding numbers there has the wrong type. Codes such as "1", "2" may arrive as numbers.
+    text_only: bool = False
 
 
 def infer_rules(reference: pd.DataFrame, label: str, spec: Spec, id_column: str | None = None) -> list[Rule]:
-    """Rules for every column: the policy's where given, otherwise inferred from the reference."""
-    rules = []
-    for col in reference.columns:
-        if col == id_column:
-            continue
-        ref = reference[col]
-        given = spec.columns.get(col, ColumnRule())
-        kind = given.kind or ("categorical" if col == label or not is_numeric(ref) else "numeric")
+    """The rule for every column (the id column aside): the policy's where given, otherwise
+    inferred from ``reference``. Raises :class:`PolicyError` for a policy rule naming a column
+    the reference lacks or letting the label be missing."""
+    unknown = sorted(set(spec.columns) - set(reference.columns) | ({id_column} & set(spec.columns)))
+    if unknown:
+        raise PolicyError(f"checks.schema.columns names {unknown}, which the reference does not have as "
+                          f"feature or label columns (it has {list(reference.columns)}). Fix the policy.")
+    given_label = spec.columns.get(label)
+    if given_label is not None and given_label.max_null_fraction:
+        raise PolicyError(f"checks.schema.columns.{label}.max_null_fraction must be 0: the label may never be "
+                          f"missing. Got {given_label.max_null_fraction}. Remove it from the policy.")
+    return [_rule(reference[col], col, col == label, spec.columns.get(col, ColumnRule()), spec)
+            for col in reference.columns if col != id_column]
+
+
+def _rule(ref: pd.Series, col: str, is_label: bool, given: ColumnRule, spec: Spec) -> Rule:
+    if is_label:
+        kind: Literal["numeric", "categorical"] = "categorical"
+    else:
+        kind = given.kind or ("categorical" if given.allowed is not None or not is_numeric(ref) else "numeric")
+    null_fraction = float(ref.isna().mean()) if len(ref) else 0.0
+    if is_label:
+        max_null = 0.0
+    elif given.max_null_fraction is not None:
+        max_null = given.max_null_fraction
+    else:
+        max_null = 0.0 if null_fraction == 0 else min(1.0, null_fraction + spec.null_tolerance_fraction)
+    if kind == "numeric":
+        values = pd.to_numeric(ref, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+        values = values[np.isfinite(values)]
         lo = hi = None
-        allowed = None
-        if kind == "numeric" and col != label:
-            values = pd.to_numeric(ref, errors="coerce")
+        if len(values):
             span = float(values.max() - values.min())
             margin = spec.range_margin_fraction * (span if span > 0 else max(abs(float(values.max())), 1.0))
-            lo = given.min if given.min is not None else float(values.min()) - margin
-            hi = given.max if given.max is not None else float(values.max()) + margin
-        else:
-            uniques = _as_strings(ref).dropna().unique().tolist()
-            if given.allowed is not None:
-                allowed = tuple(sorted(str(v) for v in given.allowed))
-            elif col == label or len(uniques) <= spec.max_categories:
-                allowed = tuple(sorted(uniques))
-        null_fraction = float(ref.isna().mean())
-        if given.max_null_fraction is not None:
-            max_null = given.max_null_fraction
-        else:
-            max_null = 0.0 if null_fraction == 0 else min(1.0, null_fraction + spec.null_tolerance_fraction)
-        rules.append(Rule(col, kind, lo, hi, allowed, 0.0 if col == label else max_null, col == label))
-    return rules
+            lo, hi = float(values.min()) - margin, float(values.max()) + margin
+        lo = given.min if given.min is not None else lo
+        hi = given.max if given.max is not None else hi
+        return Rule(col, kind, lo, hi, None, max_null, null_fraction)
+    texts = as_text(ref).dropna()
+    uniques = sorted(texts.unique().tolist())
+    if given.allowed is not None:
+        allowed: tuple[str, ...] | None = tuple(sorted({str(v) for v in as_text(pd.Series(given.allowed))}))
+    else:
+        allowed = tuple(uniques) if is_label or len(uniques) <= spec.max_categories else None
+    text_only = (not is_numeric(ref) and len(uniques) > 0
+                 and not pd.to_numeric(pd.Series(uniques), errors="coerce").notna().any())
+    return Rule(col, kind, None, None, allowed, max_null, null_fraction, is_label, text_only)
 
 
-def _as_strings(series: pd.Series) -> pd.Series:
-    """Categorical values as strings (so 1 from CSV and "1" from Parquet compare equal)."""
+def as_text(series: pd.Series) -> pd.Series:
+    """Values as strings, missing as ``None``, so 1 from CSV, 1.0 from Parquet and "1" compare equal."""
     out = series.astype("object")
-    if pd.api.types.is_float_dtype(series) and np.all(np.mod(series.dropna(), 1) == 0):
-        out = series.astype("Int64").astype("object")
-    return out.where(series.notna(), None).map(lambda v: None if v is None else str(v))
+    if pd.api.types.is_float_dtype(series):
+        values = series.to_numpy(np.float64, na_value=np.nan)
+        whole = np.isfinite(values) & (np.mod(values, 1) == 0) & (np.abs(values) < 2**53)
+        if whole.any():
+            out = out.copy()
+            out[whole] = values[whole].astype(np.int64)
+    missing = series.isna().to_numpy()
+    return pd.Series(np.where(missing, None, out.astype(str).to_numpy(dtype=object)),
+                     index=series.index, dtype="object")
+
+
+def type_family(series: pd.Series) -> Literal["numeric", "categorical"] | None:
+    """``numeric`` for numbers and booleans (also held as Python objects), ``categorical`` for
+    anything else, ``None`` when every value is missing."""
+    if not series.notna().any():
+        return None
+    if is_numeric(series):
+        return "numeric"
+    inferred = pd.api.types.infer_dtype(series, skipna=True)
+    return "numeric" if inferred in ("integer", "floating", "mixed-integer-float", "decimal", "boolean") \
+        else "categorical"
 
 
 def gx_context():  # type: ignore[no-untyped-def]
     """An ephemeral, in-memory, quiet GX context (no progress bars, no analytics, no files)."""
     gx = quiet_import("great_expectations")
     base = quiet_import("great_expectations.data_context.types.base")
-    DataContextConfig, InMemoryStoreBackendDefaults, ProgressBarsConfig = (
-        base.DataContextConfig, base.InMemoryStoreBackendDefaults, base.ProgressBarsConfig)
-    config = DataContextConfig(store_backend_defaults=InMemoryStoreBackendDefaults(), analytics_enabled=False,
-                               progress_bars=ProgressBarsConfig(globally=False))
+    config = base.DataContextConfig(store_backend_defaults=base.InMemoryStoreBackendDefaults(),
+                                    analytics_enabled=False,
+                                    progress_bars=base.ProgressBarsConfig(globally=False))
     return gx.get_context(mode="ephemeral", project_config=config)
 
 
 def build_suite(rules: list[Rule], name: str = "poisonguard"):  # type: ignore[no-untyped-def]
-    """The Great Expectations suite for ``rules``. Each expectation's ``meta`` carries the
+    """The Great Expectations suite for ``rules``. Each expectation's ``meta["code"]`` is the
     poisonguard finding code it maps to. Needs an active context (:func:`gx_context`)."""
     gx = quiet_import("great_expectations")
     gxe = quiet_import("great_expectations.expectations")
     suite = gx.ExpectationSuite(name=name)
     for r in rules:
-        null_code = "unknown_label" if r.is_label else "unexpected_null"
         if r.max_null_fraction == 0:
-            suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=r.column, meta={"code": null_code}))
+            code = "missing_label" if r.is_label else "unexpected_null"
+            suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=r.column, meta={"code": code}))
         elif r.max_null_fraction < 1:
             suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(
                 column=r.column, mostly=1 - r.max_null_fraction, meta={"code": "null_fraction_exceeded"}))
-        if r.kind == "numeric" and r.min is not None and r.max is not None:
+        if r.kind == "numeric" and (r.min is not None or r.max is not None):
             suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(
                 column=r.column, min_value=r.min, max_value=r.max, meta={"code": "out_of_range"}))
         if r.allowed is not None:
@@ -147,106 +209,168 @@ def build_suite(rules: list[Rule], name: str = "poisonguard"):  # type: ignore[n
     return suite
 
 
-def infer_suite(reference: pd.DataFrame, label: str, spec: Spec | None = None):  # type: ignore[no-untyped-def]
-    """The suite the check would use for this reference (for export into a policy)."""
+def infer_suite(reference: pd.DataFrame, label: str, spec: Spec | None = None,
+                id_column: str | None = None):  # type: ignore[no-untyped-def]
+    """The GX ``ExpectationSuite`` the check would validate a batch against, for this reference
+    and policy section (for export into a policy or a GX project)."""
     gx_context()
-    return build_suite(infer_rules(reference, label, spec or Spec()))
+    return build_suite(infer_rules(reference, label, spec or Spec(), id_column))
+
+
+# The cheapest result format that still lists every failing row: BASIC and SUMMARY stop at
+# ``partial_unexpected_count`` indices; COMPLETE lists them all. Without the two switches COMPLETE
+# also renders every index into a query string and carries every unexpected value (~30% slower).
+RESULT_FORMAT = {"result_format": "COMPLETE", "return_unexpected_index_query": False,
+                 "exclude_unexpected_values": True}
 
 
 def validate(frame: pd.DataFrame, suite, context) -> list[Any]:  # type: ignore[no-untyped-def]
-    """Run ``suite`` on ``frame`` in ``context``; the per-expectation results."""
+    """Run ``suite`` on ``frame`` in ``context``; the per-expectation results, in suite order."""
     batch = (context.data_sources.add_pandas("poisonguard").add_dataframe_asset("incoming")
              .add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": frame}))
-    with warnings.catch_warnings():
-        # GX computes some metrics through pandas paths that emit FutureWarnings we cannot change.
-        warnings.simplefilter("ignore", FutureWarning)
-        result = batch.validate(suite, result_format={"result_format": "COMPLETE",
-                                                      "return_unexpected_index_query": False})
-    return list(result.results)
+    results = list(batch.validate(suite, result_format=RESULT_FORMAT).results)
+    # GX does not keep the suite's order (failed metrics come first); every (type, column) is unique.
+    order = {(e.expectation_type, e.column): i for i, e in enumerate(suite.expectations)}
+    return sorted(results, key=lambda r: order[(r.expectation_config.type, r.expectation_config.kwargs["column"])])
+
+
+def _raised(result) -> str | None:  # type: ignore[no-untyped-def]
+    """GX's error message for an expectation that could not be evaluated, else ``None``.
+    ``exception_info`` is flat when nothing failed and keyed by metric id when a metric did."""
+    info = result.exception_info or {}
+    for entry in [info, *(v for v in info.values() if isinstance(v, dict))]:
+        if entry.get("raised_exception"):
+            return str(entry.get("exception_message"))
+    return None
 
 
 def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
-    """Score per row: how many row-level expectations the row breaks (0 = none)."""
+    """Validate ``frame`` against the suite; score = row-level expectations each row breaks."""
     rules = infer_rules(ctx.reference, ctx.label, spec, ctx.id_column)
+    n = len(frame)
     findings: list[Finding] = []
-    checked = []
-    view = frame.copy(deep=False)
+    checked: list[Rule] = []
+    # A shallow copy with GX-friendly columns: numbers as float64 (GX's vectorised range check only
+    # takes int64/float64), categories as text, row labels = positions.
+    view: dict[str, Any] = {}
+    wrong_type: list[str] = []
     for r in rules:
-        numeric_now = is_numeric(frame[r.column]) or frame[r.column].isna().all()
-        if r.kind == "numeric" and not r.is_label and not numeric_now:
-            bad = pd.to_numeric(frame[r.column], errors="coerce").isna() & frame[r.column].notna()
-            findings.append(Finding.at_rows(NAME, "wrong_type",
-                f"column '{r.column}' should be numeric but holds text, e.g. {frame[r.column][bad].iloc[0]!r}",
-                [], value=float(bad.mean())))
-            checked.append(Rule(r.column, r.kind, None, None, None, r.max_null_fraction))
+        column = frame[r.column]
+        family = type_family(column)
+        if not r.is_label and ((family == "categorical" and r.kind == "numeric")
+                               or (family == "numeric" and r.kind == "categorical" and r.text_only)):
+            findings.append(_wrong_type(r, column))
+            wrong_type.append(r.column)
+            checked.append(Rule(r.column, r.kind, max_null_fraction=r.max_null_fraction,
+                                reference_null_fraction=r.reference_null_fraction))
+            view[r.column] = column.to_numpy()
             continue
-        if r.kind == "categorical":
-            view[r.column] = _as_strings(frame[r.column])
-        elif r.kind == "numeric" and not r.is_label:
-            view[r.column] = pd.to_numeric(frame[r.column], errors="coerce").replace([np.inf, -np.inf], _BEYOND)
+        if r.kind == "numeric":
+            values = pd.to_numeric(column, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+            # GX cannot compare +-inf with its bounds; the largest finite float keeps them out of range.
+            view[r.column] = np.nan_to_num(values, nan=np.nan, posinf=_BEYOND, neginf=-_BEYOND)
+        else:
+            view[r.column] = as_text(column).to_numpy()
         checked.append(r)
+
     context = gx_context()
     suite = build_suite(checked)
-    results = validate(view, suite, context) if suite.expectations else []
-
-    n = len(frame)
+    results = validate(pd.DataFrame(view, index=pd.RangeIndex(n)), suite, context) if n else []
     failures = np.zeros(n)
     summary = []
     for res in results:
         cfg = res.expectation_config
-        if res.exception_info and res.exception_info.get("raised_exception"):
-            raise RuntimeError(f"{cfg.type} on '{cfg.kwargs.get('column')}' failed to evaluate: "
-                               f"{res.exception_info.get('exception_message')}")
-        code, column = cfg.meta["code"], cfg.kwargs.get("column")
+        code, column = cfg.meta["code"], cfg.kwargs["column"]
+        error = _raised(res)
+        if error is not None:
+            raise RuntimeError(f"GX could not evaluate {cfg.type} on column '{column}': {error}")
         rows = np.asarray(res.result.get("unexpected_index_list") or [], dtype=np.int64)
         count = int(res.result.get("unexpected_count") or 0)
-        summary.append({"expectation": cfg.type, "column": column, "success": bool(res.success),
+        summary.append({"type": cfg.type, "column": column, "code": code, "success": bool(res.success),
                         "unexpected_count": count})
         if code == "null_fraction_exceeded":
             if not res.success:
+                rule = next(r for r in checked if r.column == column)
                 findings.append(Finding.at_rows(NAME, code,
-                    f"column '{column}' is {count / max(n, 1):.1%} missing; at most "
-                    f"{1 - cfg.kwargs['mostly']:.1%} is allowed", [], value=count / max(n, 1),
-                    threshold=1 - cfg.kwargs["mostly"]))
+                    f"column '{column}' is {count / n:.1%} missing; expected at most {rule.max_null_fraction:.1%} "
+                    f"(the reference has {rule.reference_null_fraction:.1%})",
+                    [], value=count / n, threshold=rule.max_null_fraction))
             continue
         if len(rows):
             failures[rows] += 1
-            findings.append(Finding.at_rows(NAME, code, _message(code, column, cfg.kwargs, len(rows)), rows))
-    failed_fraction = float(np.mean(failures > 0)) if n else 0.0
+            findings.append(Finding.at_rows(NAME, code, _message(code, column, cfg.kwargs, frame[column], rows),
+                                            rows))
+
+    failed_rows = int(np.count_nonzero(failures))
+    failed_fraction = failed_rows / n if n else 0.0
     if failed_fraction > spec.max_failed_row_fraction:
-        worst = sorted((s for s in summary if s["unexpected_count"]), key=lambda s: -s["unexpected_count"])[:3]
-        where = ", ".join(f"'{s['column']}' {s['unexpected_count']} rows" for s in worst)
+        worst = sorted((s for s in summary if s["unexpected_count"] and s["code"] != "null_fraction_exceeded"),
+                       key=lambda s: -s["unexpected_count"])[:3]
+        where = ", ".join(f"'{s['column']}' {s['code']} in {s['unexpected_count']} rows" for s in worst)
         findings.append(Finding.at_rows(NAME, "failed_row_fraction_exceeded",
-            f"{failed_fraction:.1%} of rows break the schema (most: {where}); at most "
-            f"{spec.max_failed_row_fraction:.1%} may",
+            f"{failed_fraction:.1%} of rows ({failed_rows} of {n}) break the schema; expected at most "
+            f"{spec.max_failed_row_fraction:.1%} (most: {where})",
             [], value=failed_fraction, threshold=spec.max_failed_row_fraction))
+
     artifacts: tuple[str, ...] = ()
     if ctx.out_dir is not None:
+        # The full schema (also for columns of the wrong type), ready to reuse as a GX suite.
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
-        (ctx.out_dir / "schema_suite.json").write_text(
-            json.dumps(suite.to_json_dict(), indent=2, sort_keys=True, default=str) + "\n")
-        artifacts = ("schema_suite.json",)
+        (ctx.out_dir / SUITE_FILE).write_text(
+            json.dumps(build_suite(rules).to_json_dict(), indent=2, sort_keys=True, default=str) + "\n")
+        artifacts = (SUITE_FILE,)
     metrics = {
         "suite_source": "policy+inferred" if spec.columns else "inferred",
-        "expectations": len(summary),
-        "failed_expectations": sum(not s["success"] for s in summary),
+        "policy_columns": sorted(spec.columns),
+        "expectations_evaluated": len(summary),
+        "expectations_failed": sum(not s["success"] for s in summary),
+        "failed_rows": failed_rows,
         "failed_row_fraction": failed_fraction,
-        "results": summary,
+        "wrong_type_columns": wrong_type,
+        "expectations": summary,
     }
     return CheckResult(NAME, tuple(findings), metrics, failures, artifacts=artifacts)
 
 
-# +-inf cannot be compared by GX's range metric; a finite stand-in far outside any range keeps
-# the row counted as out of range.
-_BEYOND = np.finfo(np.float64).max
+_BEYOND = float(np.finfo(np.float64).max)
 
 
-def _message(code: str, column: str, kwargs: dict[str, Any], count: int) -> str:
+def _wrong_type(rule: Rule, column: pd.Series) -> Finding:
+    present = column.dropna()
+    if rule.kind == "numeric":
+        bad = present[pd.to_numeric(present, errors="coerce").isna()]
+        found = (f"text in {len(bad)} of {len(present)} non-missing rows, e.g. {_show(bad.iloc[0])} at row {bad.index[0]}"
+                 if len(bad) else f"numbers stored as text ({column.dtype}), e.g. {_show(present.iloc[0])}")
+        message = f"column '{rule.column}' should be numeric like the reference; found {found}"
+    else:
+        shown = ", ".join(rule.allowed[:5]) if rule.allowed else "text"
+        message = (f"column '{rule.column}' should be categorical text like the reference ({shown}); "
+                   f"found numbers ({column.dtype}), e.g. {_show(present.iloc[0])}")
+    return Finding.at_rows(NAME, "wrong_type", message, [], value=len(present) / max(len(column), 1))
+
+
+def _show(value: Any) -> str:
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _message(code: str, column: str, kwargs: dict[str, Any], values: pd.Series, rows: np.ndarray) -> str:
+    """What was expected and what was found, for a row-level finding."""
+    found = values.iloc[rows]
     if code == "out_of_range":
-        return f"{count} row(s) of '{column}' outside [{kwargs['min_value']:.6g}, {kwargs['max_value']:.6g}]"
+        nums = pd.to_numeric(found, errors="coerce")
+        lo, hi = kwargs.get("min_value"), kwargs.get("max_value")
+        bounds = f"[{'-inf' if lo is None else f'{lo:.6g}'}, {'inf' if hi is None else f'{hi:.6g}'}]"
+        return (f"{len(rows)} row(s) of '{column}' outside the expected range {bounds}; "
+                f"found values from {nums.min():.6g} to {nums.max():.6g}")
     if code in ("unexpected_category", "unknown_label"):
         what = "label" if code == "unknown_label" else "value"
         allowed = list(kwargs.get("value_set") or [])
-        shown = ", ".join(map(str, allowed[:10])) + (" …" if len(allowed) > 10 else "")
-        return f"{count} row(s) with a {what} of '{column}' the reference never had (allowed: {shown})"
-    return f"{count} row(s) with '{column}' missing, where the reference has no missing values"
+        expected = ", ".join(map(str, allowed[:10])) + (" …" if len(allowed) > 10 else "")
+        counts = as_text(found).value_counts()
+        top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+        seen = ", ".join(f"{v!r} ({c})" for v, c in top) + (" …" if len(counts) > 5 else "")
+        return (f"{len(rows)} row(s) with a {what} of '{column}' the reference never had; "
+                f"expected one of {expected}; found {seen}")
+    if code == "missing_label":
+        return f"{len(rows)} row(s) with the label '{column}' missing; every row needs a label"
+    return f"{len(rows)} row(s) with '{column}' missing; expected no missing values"
