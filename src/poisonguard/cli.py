@@ -6,6 +6,7 @@ Exit codes: 0 promote · 1 block · 2 usage or policy error · 3 input that cann
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -14,6 +15,10 @@ from poisonguard import __version__
 from poisonguard.errors import PoisonguardError, UsageError
 
 EXIT_PROMOTE, EXIT_BLOCK, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
+
+# Further subcommands: each module has ``add_parser(subparsers)`` that registers its parser with
+# ``set_defaults(handler=fn)``, where ``fn(args) -> exit code``. Modules import cheaply.
+_SUBCOMMAND_MODULES: tuple[str, ...] = ()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--policy", metavar="FILE", help="the dataset's policy YAML (default: built-in defaults)")
     check.add_argument("--id-column", metavar="COLUMN", help="a row id column: carried along, not used as a feature")
     check.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    check.set_defaults(handler=_check)
+    for module in _SUBCOMMAND_MODULES:
+        importlib.import_module(module).add_parser(sub)
     return parser
 
 
@@ -73,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         _progress_to_stderr(quiet=getattr(args, "quiet", False))
-        return {"check": _check}[args.command](args)
+        return int(args.handler(args))
     except PoisonguardError as e:
         print(f"poisonguard: error: {e}", file=sys.stderr)
         return e.exit_code
