@@ -69,19 +69,22 @@ def test_same_inputs_same_verdict_byte_for_byte(tmp_path, files):
     assert (tmp_path / "a" / "quarantine.parquet").read_bytes() == (tmp_path / "b" / "quarantine.parquet").read_bytes()
 
 
-def test_a_crashing_check_blocks(tmp_path, files, monkeypatch):
+@pytest.mark.parametrize(("check", "step"), [("outliers", "fit"), ("outliers", "score"), ("outliers", "summarize"),
+                                             ("drift", "run")])
+def test_a_crashing_check_blocks_whatever_step_crashes(tmp_path, files, monkeypatch, check, step):
     from poisonguard.checks import REGISTRY
 
-    def boom(frame, spec, *, ctx):
+    def boom(*args, **kwargs):
         raise RuntimeError("detector exploded")
 
-    monkeypatch.setitem(REGISTRY, "outliers", dataclasses.replace(REGISTRY["outliers"], run=boom))
+    monkeypatch.setitem(REGISTRY, check, dataclasses.replace(REGISTRY[check], **{step: boom}))
     out = tmp_path / "out"
     assert _check(files, out) == EXIT_BLOCK
     verdict = json.loads((out / "verdict.json").read_text())
-    assert verdict["checks"]["outliers"]["status"] == "error"
-    assert verdict["reasons"] == [{"check": "outliers", "code": "check_error",
-                                   "message": "the outliers check could not run: RuntimeError: detector exploded"}]
+    assert verdict["checks"][check]["status"] == "error"
+    assert verdict["reasons"] == [{"check": check, "code": "check_error",
+                                   "message": f"the {check} check could not run: RuntimeError: detector exploded"}]
+    assert not (out / "clean.parquet").exists()
 
 
 def test_disabled_checks_are_listed_as_skipped(tmp_path, files):

@@ -3,6 +3,7 @@ JSON round-trip, one score per row, row positions inside the batch."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -63,3 +64,19 @@ def test_registry_matches_policy_schema():
     policy = Policy()
     for name in REGISTRY:
         assert isinstance(policy.spec(name), REGISTRY[name].spec)
+
+
+@pytest.mark.parametrize("name", [n for n, c in REGISTRY.items() if c.partitioned])
+def test_scoring_in_parts_gives_the_same_result(name, frames, tmp_path):
+    """A row check's rows do not depend on how the batch is split (mapped tasks, chunks)."""
+    from poisonguard.parts import merge
+
+    check = REGISTRY[name]
+    spec = check.spec()
+    batch = _poisoned(frames)
+    whole = check.run(batch, spec, ctx=_context(frames, tmp_path / "whole"))
+    ctx = _context(frames, tmp_path / "parts")
+    fitted = check.fit(spec, ctx)
+    cuts = [0, 1, 250, 251, len(batch)]  # uneven parts, one of a single row
+    parts = [check.score(batch.iloc[a:b], fitted, spec, ctx) for a, b in itertools.pairwise(cuts)]
+    assert check.summarize(merge(parts), fitted, spec, ctx).to_dict() == whole.to_dict()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from poisonguard.checks import provenance
+from poisonguard.checks import REGISTRY, provenance
 from poisonguard.context import GateContext
 
 
@@ -43,7 +43,7 @@ def test_duplicates_and_replays_are_flagged_exactly(frames):
     inc.iloc[20] = ref.iloc[5]  # replay, same label
     inc.iloc[30] = ref.iloc[6]
     inc.loc[30, "y"] = "c1" if ref.loc[6, "y"] == "c0" else "c0"  # replay, label changed
-    result = provenance.run(inc, provenance.Spec(), ctx=ctx)
+    result = REGISTRY["provenance"].run(inc, provenance.Spec(), ctx=ctx)
     by_code = {f.code: set(f.rows) for f in result.findings}
     assert by_code["duplicate_row"] == {10}
     assert by_code["replayed_row"] == {20}
@@ -55,7 +55,7 @@ def test_a_replay_attack_is_a_batch_finding(frames):
     ref, inc = frames["reference"], frames["incoming"].copy()
     ctx = GateContext(reference=ref, holdout=frames["holdout"], label="y", seed=0)
     inc.iloc[:60] = ref.iloc[:60].to_numpy()
-    result = provenance.run(inc, provenance.Spec(), ctx=ctx)
+    result = REGISTRY["provenance"].run(inc, provenance.Spec(), ctx=ctx)
     codes = {f.code for f in result.findings}
     assert "duplicate_fraction_exceeded" in codes
     assert set(next(f for f in result.findings if f.code == "replayed_row").rows) == set(range(60))
@@ -69,7 +69,7 @@ def test_natural_repeats_in_discrete_data_are_not_flagged_row_by_row():
         return pd.DataFrame(x, columns=["a", "b", "c"]).assign(y=np.where(x.sum(1) > 3, "hi", "lo"))
     ref, inc = discrete(2000, 1), discrete(500, 2)
     ctx = GateContext(reference=ref, holdout=ref.iloc[:0], label="y", seed=0)
-    result = provenance.run(inc, provenance.Spec(), ctx=ctx)
+    result = REGISTRY["provenance"].run(inc, provenance.Spec(), ctx=ctx)
     assert result.metrics["repeats_are_natural"] is True
     assert not [f for f in result.findings if f.code in ("duplicate_row", "replayed_row")]
     assert rng is not None

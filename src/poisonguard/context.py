@@ -100,6 +100,7 @@ class GateContext:
     # before the batch-level checks (baseline, drift) run, which compare "clean" with "raw".
     suspect_rows: np.ndarray | None = None
     _memo: dict[tuple[str, int], tuple[object, Any]] = field(default_factory=dict, repr=False)
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @property
     def feature_columns(self) -> list[str]:
@@ -115,7 +116,9 @@ class GateContext:
         return sorted(label_strings(self.reference[self.label]).unique().tolist())
 
     def memo(self, name: str, frame: pd.DataFrame, compute: Callable[[pd.DataFrame], T]) -> T:
-        """``compute(frame)``, computed once per (name, frame object) for this run."""
+        """``compute(frame)``, computed once per (name, frame object) for this run. Values for the
+        trusted frames are kept for the run; for any other frame only the latest is kept, so
+        scoring a batch chunk by chunk does not hold every chunk's value in memory."""
         key = (name, id(frame))
         hit = self._memo.get(key)
         if hit is not None and hit[0] is frame:
@@ -123,11 +126,22 @@ class GateContext:
         value = compute(frame)
         if isinstance(value, np.ndarray):
             value.setflags(write=False)
+        if frame is not self.reference and frame is not self.holdout:
+            trusted = (id(self.reference), id(self.holdout))
+            for old in [k for k in self._memo if k[0] == name and k[1] not in trusted]:
+                del self._memo[old]
         self._memo[key] = (frame, value)
         return value
 
+    def cached(self, key: Any, compute: Callable[[], T]) -> T:
+        """``compute()``, computed once per ``key`` for this context (e.g. a model fitted on the
+        reference, refitted deterministically in each process rather than stored)."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]  # type: ignore[no-any-return]
+
     def encode(self, frame: pd.DataFrame) -> np.ndarray:
-        """The encoded features of ``frame`` (computed once per frame object)."""
+        """The encoded features of ``frame`` (memoised, see :meth:`memo`)."""
         return self.memo("encode", frame, self.features.transform)
 
     def label_codes(self, frame: pd.DataFrame) -> np.ndarray:

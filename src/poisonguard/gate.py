@@ -1,30 +1,31 @@
-"""The gate: read inputs, run every enabled check (fail closed), decide, write the outputs."""
+"""The gate: read inputs, run every enabled check (fail closed), decide, write the outputs.
+
+The stages themselves are in :mod:`poisonguard.stages`; this module holds what they share."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import numpy as np
 import pandas as pd
 
-from poisonguard.checks import REGISTRY, CheckDef, provenance
+from poisonguard.checks import CheckDef
 from poisonguard.context import GateContext
-from poisonguard.decide import decide
 from poisonguard.errors import CheckTimeout, InputError
 from poisonguard.policy import Policy, load_policy
-from poisonguard.reading import check_usable, read_table
 from poisonguard.results import CheckResult, Verdict
 from poisonguard.telemetry import disable_telemetry
 
 log = logging.getLogger("poisonguard")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def build_context(reference: pd.DataFrame, holdout: pd.DataFrame | None, label: 
 
 
 @contextlib.contextmanager
-def _deadline(seconds: float, check: str) -> Iterator[None]:
+def _deadline(seconds: float) -> Iterator[None]:
     """Interrupt a check that runs past its timeout (only possible on the main thread; elsewhere
     the elapsed time is compared after the fact)."""
     if threading.current_thread() is not threading.main_thread():
@@ -82,44 +83,44 @@ def _deadline(seconds: float, check: str) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def run_check(check: CheckDef, frame: pd.DataFrame, spec: Any, ctx: GateContext) -> CheckResult:
-    """Run one check; a crash or a timeout becomes an error result (and the gate blocks)."""
+def guarded(step: Callable[[], T], seconds: float) -> tuple[T | None, str | None]:
+    """``(step(), None)``, or ``(None, error)`` when the step raises or runs past ``seconds``.
+
+    This is where a check failing closed starts: the error becomes the check's result and the
+    gate blocks. Input errors are not the check's fault and propagate."""
     start = time.perf_counter()
     try:
-        with _deadline(spec.timeout_seconds, check.name):
-            result = check.run(frame, spec, ctx=ctx)
+        with _deadline(seconds):
+            value = step()
+        elapsed = time.perf_counter() - start
+        if elapsed > seconds:
+            raise CheckTimeout(f"ran {elapsed:.0f} s, longer than its timeout of {seconds:g} s")
+    except InputError:
+        raise
+    except Exception as e:  # fail closed: any failure of a check blocks the batch
+        log.debug("check step failed", exc_info=True)
+        return None, f"{type(e).__name__}: {e}"
+    return value, None
+
+
+def run_check(check: CheckDef, frame: pd.DataFrame, spec: Any, ctx: GateContext) -> CheckResult:
+    """Run one whole-batch check; a crash or a timeout becomes an error result (and the gate blocks)."""
+    start = time.perf_counter()
+
+    def step() -> CheckResult:
+        result = check.run(frame, spec, ctx=ctx)
         if not isinstance(result, CheckResult) or result.check != check.name:
             raise TypeError(f"returned {type(result).__name__}, not a CheckResult for {check.name}")
         if result.scores is not None and len(result.scores) != len(frame):
             raise ValueError(f"returned {len(result.scores)} scores for {len(frame)} rows")
-        seconds = time.perf_counter() - start
-        if seconds > spec.timeout_seconds:
-            raise CheckTimeout(f"ran {seconds:.0f} s, longer than its timeout of {spec.timeout_seconds:g} s")
-    except Exception as e:  # fail closed: any failure of a check blocks the batch
-        log.debug("check %s failed", check.name, exc_info=True)
-        return CheckResult(check.name, error=f"{type(e).__name__}: {e}", seconds=time.perf_counter() - start)
+        return result
+
+    result, error = guarded(step, spec.timeout_seconds)
+    seconds = time.perf_counter() - start
+    if result is None:
+        return CheckResult(check.name, error=error, seconds=seconds)
     return CheckResult(result.check, result.findings, result.metrics, result.scores, result.error,
-                       time.perf_counter() - start, result.artifacts)
-
-
-def evaluate(frame: pd.DataFrame, ctx: GateContext, policy: Policy,
-             progress: Callable[[str], None] | None = None) -> tuple[Verdict, tuple[CheckResult, ...]]:
-    """Run every enabled check on ``frame`` and decide. Row checks run first; batch checks then
-    see the rows the row checks would quarantine (``ctx.suspect_rows``)."""
-    say = progress or log.info
-    results: list[CheckResult] = []
-    enabled = [c for c in REGISTRY.values() if policy.spec(c.name).enabled]
-    for phase in ("rows", "batch"):
-        if phase == "batch":
-            ctx.suspect_rows = np.asarray(decide(results, policy, len(frame)).quarantined_rows, dtype=np.int64)
-        for check in (c for c in enabled if c.phase == phase):
-            say(f"{check.name}: running")
-            result = run_check(check, frame, policy.spec(check.name), ctx)
-            results.append(result)
-            state = f"ERROR {result.error}" if result.error else f"{len(result.flagged_rows)} row(s) flagged, " \
-                f"{sum(not f.rows for f in result.findings)} batch finding(s)"
-            say(f"{check.name}: {state} ({result.seconds:.1f} s)")
-    return decide(results, policy, len(frame)), tuple(results)
+                       seconds, result.artifacts)
 
 
 def run_gate(reference: str | Path, incoming: str | Path, *, label: str, out_dir: str | Path | None,
@@ -128,35 +129,18 @@ def run_gate(reference: str | Path, incoming: str | Path, *, label: str, out_dir
     """Gate one batch end to end and write ``verdict.json``, ``quarantine.parquet``,
     ``report.html`` (and ``clean.parquet`` on promote) to ``out_dir``.
 
+    Runs every stage of :mod:`poisonguard.stages` in this process, in a temporary work directory.
     Raises :class:`~poisonguard.errors.InputError` / :class:`~poisonguard.errors.PolicyError`
     for inputs or policies that cannot be used; bad data is a verdict, not an exception.
     """
-    from poisonguard import outputs
+    from poisonguard import outputs, stages
 
     disable_telemetry()
-    say = progress or log.info
     if not isinstance(policy, Policy):
         policy = load_policy(policy)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         outputs.prepare_out_dir(out)
-    started = time.time()
-    ref_t = read_table(reference, role="reference")
-    inc_t = read_table(incoming, role="incoming")
-    hold_t = read_table(holdout, role="holdout") if holdout is not None else None
-    frame = check_usable(ref_t.frame, inc_t.frame, None if hold_t is None else hold_t.frame, label, id_column)
-    say(f"read {len(ref_t.frame)} reference and {len(frame)} incoming rows")
-    sources = {"reference": ref_t.files, "incoming": inc_t.files}
-    if hold_t is not None:
-        sources["holdout"] = hold_t.files
-    ctx = build_context(ref_t.frame, None if hold_t is None else hold_t.frame[list(ref_t.frame.columns)], label,
-                        policy, id_column=id_column, out_dir=out, sources=sources)
-    if len(ctx.reference) < 2:
-        raise InputError("the reference has too few rows to fit detectors once the holdout is split off.")
-    verdict, results = evaluate(frame, ctx, policy, say)
-    document = outputs.verdict_document(verdict, results, provenance.describe(frame, ctx), policy,
-                                        label=label, started=started)
-    run = GateRun(verdict, results, frame, document, out)
-    if out is not None:
-        outputs.write_outputs(run, ctx)
-    return run
+    with tempfile.TemporaryDirectory(prefix="poisonguard-") as work:
+        return stages.run_all(reference, incoming, label=label, work_dir=work, out_dir=out, holdout=holdout,
+                              policy=policy, id_column=id_column, progress=progress)

@@ -126,29 +126,28 @@ def _first_line(e: BaseException) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
-def check_usable(reference: pd.DataFrame, incoming: pd.DataFrame, holdout: pd.DataFrame | None,
-                 label: str, id_column: str | None) -> pd.DataFrame:
-    """Refuse inputs the gate cannot evaluate; return ``incoming`` with the reference's column order.
+def check_columns(columns: list[str], reference_columns: list[str], role: str, where: Path | str,
+                  label: str, id_column: str | None) -> None:
+    """Refuse a batch or holdout whose columns are not exactly the reference's."""
+    if label not in columns:
+        raise InputError(f"label column '{label}' is not in the {role} data {where} (columns: "
+                         f"{_preview(pd.Index(columns))}). Pass the right --label.")
+    if id_column is not None and id_column not in columns:
+        raise InputError(f"id column '{id_column}' is not in the {role} data {where}. Pass the right --id-column.")
+    missing = [c for c in reference_columns if c not in columns]
+    extra = [c for c in columns if c not in reference_columns]
+    if missing or extra:
+        raise InputError(f"{role} {where} columns do not match the reference: missing {missing}, extra {extra}. "
+                         "A batch must have exactly the reference's columns.")
 
-    Bad *data* in the batch (nulls, out-of-range values, unknown labels) is not refused here:
-    the checks report it. What is refused is what no check could judge.
-    """
-    for role, frame in (("reference", reference), ("incoming", incoming), ("holdout", holdout)):
-        if frame is None:
-            continue
-        if label not in frame.columns:
-            raise InputError(f"label column '{label}' is not in the {role} data (columns: "
-                             f"{_preview(frame.columns)}). Pass the right --label.")
-        if id_column is not None and id_column not in frame.columns:
-            raise InputError(f"id column '{id_column}' is not in the {role} data. Pass the right --id-column.")
-    for role, frame in (("incoming", incoming), ("holdout", holdout)):
-        if frame is None:
-            continue
-        missing = [c for c in reference.columns if c not in frame.columns]
-        extra = [c for c in frame.columns if c not in reference.columns]
-        if missing or extra:
-            raise InputError(f"{role} columns do not match the reference: missing {missing}, extra {extra}. "
-                             "A batch must have exactly the reference's columns.")
+
+def check_trusted(reference: pd.DataFrame, label: str, id_column: str | None) -> None:
+    """Refuse a reference the gate cannot learn from."""
+    if label not in reference.columns:
+        raise InputError(f"label column '{label}' is not in the reference data (columns: "
+                         f"{_preview(reference.columns)}). Pass the right --label.")
+    if id_column is not None and id_column not in reference.columns:
+        raise InputError(f"id column '{id_column}' is not in the reference data. Pass the right --id-column.")
     features = [c for c in reference.columns if c not in (label, id_column)]
     if not features:
         raise InputError("the reference has no feature columns besides the label. Nothing to check.")
@@ -167,7 +166,71 @@ def check_usable(reference: pd.DataFrame, incoming: pd.DataFrame, holdout: pd.Da
         if pd.api.types.is_numeric_dtype(col) and np.isinf(col.to_numpy(dtype=np.float64, na_value=np.nan)).any():
             raise InputError(f"reference column '{c}' holds infinite values. Trusted data must be finite; "
                              "clean the reference.")
+
+
+def check_usable(reference: pd.DataFrame, incoming: pd.DataFrame, holdout: pd.DataFrame | None,
+                 label: str, id_column: str | None) -> pd.DataFrame:
+    """Refuse inputs the gate cannot evaluate; return ``incoming`` with the reference's column order.
+
+    Bad *data* in the batch (nulls, out-of-range values, unknown labels) is not refused here:
+    the checks report it. What is refused is what no check could judge.
+    """
+    check_trusted(reference, label, id_column)
+    for role, frame in (("incoming", incoming), ("holdout", holdout)):
+        if frame is not None:
+            check_columns(list(frame.columns), list(reference.columns), role, "", label, id_column)
     return incoming[list(reference.columns)]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One file of the incoming batch: where it is, its rows, columns and SHA-256."""
+
+    path: Path
+    rows: int
+    columns: tuple[str, ...]
+    sha256: str
+
+
+def parquet_part(path: Path, role: str) -> Part:
+    """Describe a Parquet file from its footer alone (its pages are read, and checked, when scored)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from poisonguard.checks.provenance import hash_file
+
+    if path.stat().st_size == 0:
+        raise InputError(f"{role} {path} is empty (0 bytes). Re-export the file.")
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"{role} {path} is not a readable Parquet file ({_first_line(e)}). "
+                         "The file is corrupt or truncated; re-export it.") from None
+    names = list(meta.schema.to_arrow_schema().names)
+    _refuse_duplicate_columns(names, path, role)
+    return Part(path, int(meta.num_rows), tuple(names), hash_file(path))
+
+
+def read_part(part: Part, role: str) -> pd.DataFrame:
+    """Read one file of the batch, refusing it when its bytes are not the ones first hashed."""
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = part.path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != part.sha256:
+        raise InputError(f"{role} file {part.path} changed after the gate started (sha256 differs). "
+                         "Re-run the gate on data that is no longer being written.")
+    try:
+        frame = pq.read_table(pa.BufferReader(data)).to_pandas()
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"{role} {part.path} is not a readable Parquet file ({_first_line(e)}). "
+                         "The file is corrupt or truncated; re-export it.") from None
+    if len(frame) != part.rows:
+        raise InputError(f"{role} {part.path} holds {len(frame)} rows but its footer says {part.rows}. "
+                         "The file is corrupt; re-export it.")
+    return frame
 
 
 def _preview(columns: pd.Index, n: int = 8) -> str:

@@ -86,14 +86,14 @@ def _num(x: Any) -> float | None:
     return None if not np.isfinite(x) else round(x, 10)
 
 
-def _clean_json(obj: Any) -> Any:
+def clean_json(obj: Any) -> Any:
     """Make metrics JSON-safe and stable: numpy scalars to Python, floats rounded, NaN to None."""
     if isinstance(obj, Mapping):
-        return {str(k): _clean_json(v) for k, v in obj.items()}
+        return {str(k): clean_json(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean_json(v) for v in obj]
+        return [clean_json(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return [_clean_json(v) for v in obj.tolist()]
+        return [clean_json(v) for v in obj.tolist()]
     if isinstance(obj, (bool, np.bool_)):
         return bool(obj)
     if isinstance(obj, (int, np.integer)):
@@ -122,7 +122,7 @@ class CheckResult:
     artifacts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "metrics", _clean_json(dict(self.metrics)))
+        object.__setattr__(self, "metrics", clean_json(dict(self.metrics)))
         if self.scores is not None:
             scores = np.asarray(self.scores, dtype=np.float64)
             scores.setflags(write=False)

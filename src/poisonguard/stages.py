@@ -1,83 +1,314 @@
-"""The gate split into stages that hand over through files, for orchestrators (Airflow runs
-each stage as its own task; XCom carries only the small dicts these functions return).
+"""The gate as stages that hand over through files in a work directory.
 
-    prepare(...)            -> reads and validates inputs once, writes them to ``work_dir``
-    run_stage(work_dir, c)  -> runs check ``c``, writes its result to ``work_dir/results``
-    finish(work_dir, out)   -> decides from every result, writes the outputs
+    prepare(...)                   read and check the trusted inputs; describe the batch's files
+    fit(work, check)               a row check learns from trusted data            (once per check)
+    score_part(work, i)            every row check scores file i of the batch      (once per file)
+    summarize(work, check, out)    one check's result over the whole batch         (once per check)
+    finish(work, out)              decide; write verdict.json and the other outputs
 
-Same inputs, same policy, same verdict as :func:`poisonguard.gate.run_gate`. Nothing is
-unpickled: frames are Parquet, results JSON, scores ``.npy`` loaded with ``allow_pickle=False``.
+:func:`run_all` runs them in order in one process; that is what the CLI and the DVC stage run,
+and Airflow runs each stage as a task (``score_part`` as mapped tasks, one per file), so every
+surface gives the same verdict. Every function returns a small JSON-safe dict (fit for XCom)
+except :func:`finish`. Nothing is unpickled: frames are Parquet, fitted state and scores ``.npz``
+loaded with ``allow_pickle=False``, results JSON.
+
+A check that crashes or times out in any stage is recorded as an error result, and the gate
+blocks (fail closed). Input that cannot be read raises :class:`~poisonguard.errors.InputError`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from poisonguard.checks import REGISTRY, provenance
+from poisonguard.checks import REGISTRY, CheckDef, provenance, score_in_chunks
 from poisonguard.context import GateContext
 from poisonguard.decide import decide
-from poisonguard.errors import UsageError
-from poisonguard.gate import GateRun, build_context, run_check
+from poisonguard.errors import InputError, UsageError
+from poisonguard.gate import GateRun, build_context, guarded, run_check
+from poisonguard.parts import Fitted, PartScores, merge
 from poisonguard.policy import Policy, load_policy, policy_from_dict
-from poisonguard.reading import check_usable, read_table
-from poisonguard.results import CheckResult
+from poisonguard.reading import (
+    PARQUET_SUFFIXES,
+    Part,
+    check_columns,
+    check_trusted,
+    input_files,
+    parquet_part,
+    read_part,
+    read_table,
+)
+from poisonguard.results import CheckResult, Status
 from poisonguard.telemetry import disable_telemetry
 
-FRAMES = ("reference", "holdout", "incoming")
+log = logging.getLogger("poisonguard")
+TRUSTED = ("reference", "holdout")
+_STALE = ("results", "fitted", "parts", "incoming")
 
+
+# --------------------------------------------------------------------------- prepare
 
 def prepare(reference: str | Path, incoming: str | Path, *, label: str, work_dir: str | Path,
             holdout: str | Path | None = None, policy: Policy | str | Path | None = None,
             id_column: str | None = None) -> dict[str, Any]:
-    """Read, validate and stage the inputs. Raises InputError/PolicyError like the CLI."""
+    """Read and check the trusted inputs, split the holdout, and describe each file of the batch
+    (Parquet files from their footer; a CSV file is read and stored as one Parquet part).
+
+    Raises :class:`InputError` / :class:`~poisonguard.errors.PolicyError` like the CLI."""
     disable_telemetry()
     work = Path(work_dir)
-    (work / "results").mkdir(parents=True, exist_ok=True)
-    for stale in (work / "results").glob("*"):
-        stale.unlink()
+    for sub in _STALE:
+        shutil.rmtree(work / sub, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
     if not isinstance(policy, Policy):
         policy = load_policy(policy)
+    started = time.time()
     ref_t = read_table(reference, role="reference")
-    inc_t = read_table(incoming, role="incoming")
+    check_trusted(ref_t.frame, label, id_column)
+    columns = [str(c) for c in ref_t.frame.columns]
     hold_t = read_table(holdout, role="holdout") if holdout is not None else None
-    frame = check_usable(ref_t.frame, inc_t.frame, None if hold_t is None else hold_t.frame, label, id_column)
-    ctx = build_context(ref_t.frame, None if hold_t is None else hold_t.frame[list(ref_t.frame.columns)], label,
-                        policy, id_column=id_column)
-    for name, f in zip(FRAMES, (ctx.reference, ctx.holdout, frame), strict=True):
-        f.to_parquet(work / f"{name}.parquet", index=False)
-    sources = {"reference": ref_t.files, "incoming": inc_t.files} | ({"holdout": hold_t.files} if hold_t else {})
-    meta = {"label": label, "id_column": id_column, "policy": policy.to_dict(), "started": time.time(),
-            "sources": {k: [str(p) for p in v] for k, v in sources.items()}}
+    if hold_t is not None:
+        check_columns(list(hold_t.frame.columns), columns, "holdout", hold_t.files[0], label, id_column)
+    parts, incoming_files = _describe_incoming(Path(incoming), work, columns, label, id_column)
+    ctx = build_context(ref_t.frame, None if hold_t is None else hold_t.frame[columns], label, policy,
+                        id_column=id_column)
+    if len(ctx.reference) < 2:
+        raise InputError("the reference has too few rows to fit detectors once the holdout is split off.")
+    for name, frame in zip(TRUSTED, (ctx.reference, ctx.holdout), strict=True):
+        frame.to_parquet(work / f"{name}.parquet", index=False)
+    sources = {"reference": ref_t.files, "incoming": incoming_files} | ({"holdout": hold_t.files} if hold_t else {})
+    meta = {"label": label, "id_column": id_column, "policy": policy.to_dict(), "started": started,
+            "columns": columns, "sources": {k: [str(p) for p in v] for k, v in sources.items()},
+            "parts": [{"path": str(p.path), "rows": p.rows, "sha256": p.sha256} for p in parts]}
     (work / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
-    return {"work_dir": str(work), "rows": len(frame), "reference_rows": len(ctx.reference),
-            "holdout_rows": len(ctx.holdout), "checks": enabled_checks(policy)}
+    return {"work_dir": str(work), "rows": sum(p.rows for p in parts), "parts": list(range(len(parts))),
+            "reference_rows": len(ctx.reference), "holdout_rows": len(ctx.holdout),
+            "row_checks": [c.name for c in enabled(policy) if c.partitioned],
+            "checks": [c.name for c in enabled(policy)]}
 
 
-def enabled_checks(policy: Policy) -> list[str]:
-    return [name for name in REGISTRY if policy.spec(name).enabled]
+def _describe_incoming(path: Path, work: Path, columns: list[str], label: str,
+                       id_column: str | None) -> tuple[list[Part], tuple[Path, ...]]:
+    files = input_files(path, "incoming")
+    if len(files) == 1 and files[0].suffix.lower() not in PARQUET_SUFFIXES:
+        table = read_table(files[0], role="incoming")
+        check_columns(list(table.frame.columns), columns, "incoming", files[0], label, id_column)
+        (work / "incoming").mkdir(exist_ok=True)
+        stored = work / "incoming" / "part-00000.parquet"
+        table.frame[columns].to_parquet(stored, index=False)
+        parts = [parquet_part(stored, "incoming")]
+    else:
+        parts = [parquet_part(f, "incoming") for f in files]
+        for p in parts:
+            check_columns(list(p.columns), columns, "incoming", p.path, label, id_column)
+    if sum(p.rows for p in parts) == 0:
+        raise InputError(f"incoming {path} has a header but no rows. A batch needs at least one row.")
+    return [p for p in parts if p.rows > 0], files
 
 
-def _load(work: Path) -> tuple[GateContext, pd.DataFrame, Policy, dict[str, Any]]:
-    meta = json.loads((work / "meta.json").read_text())
-    policy = policy_from_dict(meta["policy"], source=str(work / "meta.json"))
-    ref, hold, frame = (pd.read_parquet(work / f"{n}.parquet") for n in FRAMES)
-    ctx = GateContext(reference=ref, holdout=hold, label=meta["label"], seed=policy.seed,
-                      id_column=meta["id_column"], sources={k: tuple(Path(p) for p in v)
-                                                            for k, v in meta["sources"].items()})
-    return ctx, frame, policy, meta
+def enabled(policy: Policy) -> list[CheckDef]:
+    return [c for c in REGISTRY.values() if policy.spec(c.name).enabled]
 
+
+# --------------------------------------------------------------------------- loading (cached per process)
+
+@dataclass
+class Loaded:
+    ctx: GateContext
+    policy: Policy
+    meta: dict[str, Any]
+    parts: list[Part]
+    fitted: dict[str, Fitted]
+    incoming: pd.DataFrame | None = None
+
+
+_LOADED: dict[tuple[str, int], Loaded] = {}
+
+
+def load(work: Path) -> Loaded:
+    """The staged inputs of ``work``, read once per process (stages run in one process share them,
+    and the models the checks refit from the reference)."""
+    meta_path = work / "meta.json"
+    if not meta_path.exists():
+        raise UsageError(f"{work} holds no prepared gate run (meta.json is missing). Run prepare first.")
+    key = (str(work.resolve()), meta_path.stat().st_mtime_ns)
+    if key not in _LOADED:
+        meta = json.loads(meta_path.read_text())
+        policy = policy_from_dict(meta["policy"], source=str(meta_path))
+        ref, hold = (pd.read_parquet(work / f"{n}.parquet") for n in TRUSTED)
+        ctx = GateContext(reference=ref, holdout=hold, label=meta["label"], seed=policy.seed,
+                          id_column=meta["id_column"],
+                          sources={k: tuple(Path(p) for p in v) for k, v in meta["sources"].items()})
+        parts = [Part(Path(p["path"]), p["rows"], tuple(meta["columns"]), p["sha256"]) for p in meta["parts"]]
+        _LOADED.clear()
+        _LOADED[key] = Loaded(ctx, policy, meta, parts, {})
+    return _LOADED[key]
+
+
+def read_incoming_part(loaded: Loaded, index: int) -> pd.DataFrame:
+    return read_part(loaded.parts[index], "incoming")[loaded.meta["columns"]]
+
+
+def read_incoming(loaded: Loaded) -> pd.DataFrame:
+    """The whole batch, in the order of its files (row positions in the verdict refer to it)."""
+    if loaded.incoming is None:
+        frames = [read_incoming_part(loaded, i) for i in range(len(loaded.parts))]
+        loaded.incoming = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    return loaded.incoming
+
+
+# --------------------------------------------------------------------------- fit / score / summarize
+
+def _error_file(folder: Path, name: str) -> Path:
+    return folder / f"{name}.error.json"
+
+
+def _record(folder: Path, name: str, step: Callable[[], Any], seconds: float) -> tuple[Any, float, str | None]:
+    """Run one step of a check under its timeout; a failure is written next to where the step's
+    output would be, so later stages (maybe in other processes) report it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    value, error = guarded(step, seconds)
+    elapsed = time.perf_counter() - start
+    (folder / f"{name}.seconds").write_text(f"{elapsed:.6f}")
+    if error is not None:
+        _error_file(folder, name).write_text(json.dumps({"error": error}))
+    return value, elapsed, error
+
+
+def fit(work_dir: str | Path, name: str) -> dict[str, Any]:
+    """Fit row check ``name`` on the trusted data of ``work_dir``."""
+    disable_telemetry()
+    work = Path(work_dir)
+    loaded = load(work)
+    check = _partitioned(name)
+    spec = loaded.policy.spec(name)
+    fitted, elapsed, error = _record(work / "fitted", name, lambda: check.fit(spec, loaded.ctx), spec.timeout_seconds)
+    if fitted is not None:
+        fitted.save(work / "fitted", name)
+        loaded.fitted[name] = fitted
+    return {"check": name, "error": error, "seconds": round(elapsed, 3)}
+
+
+def _fitted(work: Path, loaded: Loaded, name: str) -> Fitted:
+    if name not in loaded.fitted:
+        loaded.fitted[name] = Fitted.load(work / "fitted", name)
+    return loaded.fitted[name]
+
+
+def score_part(work_dir: str | Path, index: int) -> dict[str, Any]:
+    """Score file ``index`` of the batch with every enabled row check, and hash its rows."""
+    disable_telemetry()
+    work = Path(work_dir)
+    loaded = load(work)
+    if not 0 <= index < len(loaded.parts):
+        raise UsageError(f"part {index} does not exist; the batch has {len(loaded.parts)} part(s).")
+    frame = read_incoming_part(loaded, index)
+    folder = work / "parts" / f"{index:05d}"
+    PartScores(len(frame), {"digest": provenance.hash_rows(frame, list(frame.columns))}).save(folder / "rows.npz")
+    errors: dict[str, str] = {}
+    for check in (c for c in enabled(loaded.policy) if c.partitioned):
+        if _error_file(work / "fitted", check.name).exists():
+            continue  # the fit failed: summarize reports it
+        spec = loaded.policy.spec(check.name)
+        fitted = _fitted(work, loaded, check.name)
+        assert check.score is not None
+        score = check.score
+        scores, _, error = _record(folder, check.name,
+                                   lambda s=score, sp=spec, f=fitted: score_in_chunks(s, frame, f, sp, loaded.ctx),
+                                   spec.timeout_seconds)
+        if scores is not None:
+            scores.save(folder / f"{check.name}.npz")
+        else:
+            errors[check.name] = str(error)
+    return {"part": index, "rows": len(frame), "errors": errors}
+
+
+def summarize(work_dir: str | Path, name: str, *, out_dir: str | Path | None = None) -> dict[str, Any]:
+    """Check ``name``'s result over the whole batch: merged part scores for a row check, a run over
+    the whole batch for the others. Batch-level checks see the rows the row checks would quarantine
+    (``ctx.suspect_rows``), so run them after every row check."""
+    disable_telemetry()
+    work = Path(work_dir)
+    loaded = load(work)
+    if name not in REGISTRY:
+        raise UsageError(f"unknown check '{name}'. Known checks: {', '.join(REGISTRY)}.")
+    check, ctx = REGISTRY[name], loaded.ctx
+    ctx.out_dir = Path(out_dir) if out_dir is not None else None
+    if ctx.out_dir is not None:
+        ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    spec = loaded.policy.spec(name)
+    if check.partitioned:
+        result = _summarize_parts(work, loaded, check, spec)
+    else:
+        frame = read_incoming(loaded)
+        if check.phase == "batch":
+            prior = [load_result(work, c.name) for c in enabled(loaded.policy) if c.phase == "rows"]
+            ctx.suspect_rows = np.asarray(decide(prior, loaded.policy, len(frame)).quarantined_rows, dtype=np.int64)
+        result = run_check(check, frame, spec, ctx)
+    save_result(work, result)
+    return summary_of(result, loaded.policy)
+
+
+def _summarize_parts(work: Path, loaded: Loaded, check: CheckDef, spec: Any) -> CheckResult:
+    folders = [work / "parts" / f"{i:05d}" for i in range(len(loaded.parts))]
+    steps = [work / "fitted", *folders]
+    seconds = sum(float(f.read_text()) for f in (d / f"{check.name}.seconds" for d in steps) if f.exists())
+    for d in steps:
+        if _error_file(d, check.name).exists():
+            error = json.loads(_error_file(d, check.name).read_text())["error"]
+            return CheckResult(check.name, error=error, seconds=seconds)
+    missing = [str(i) for i, d in enumerate(folders) if not (d / f"{check.name}.npz").exists()]
+    if not (work / "fitted" / f"{check.name}.npz").exists() or missing:
+        what = "its fit" if missing == [] else f"part(s) {', '.join(missing)}"
+        return CheckResult(check.name, error=f"no scores: {what} did not run", seconds=seconds)
+    scores = merge([PartScores.load(d / f"{check.name}.npz") for d in folders])
+    fitted = _fitted(work, loaded, check.name)
+    assert check.summarize is not None
+    summarize_ = check.summarize
+    start = time.perf_counter()
+    result, error = guarded(lambda: summarize_(scores, fitted, spec, loaded.ctx), spec.timeout_seconds)
+    seconds += time.perf_counter() - start
+    if error is not None:
+        return CheckResult(check.name, error=error, seconds=seconds)
+    return CheckResult(result.check, result.findings, result.metrics, result.scores, None, seconds, result.artifacts)
+
+
+def _partitioned(name: str) -> CheckDef:
+    check = REGISTRY.get(name)
+    if check is None or not check.partitioned:
+        row_checks = [c.name for c in REGISTRY.values() if c.partitioned]
+        raise UsageError(f"'{name}' is not a row check that scores in parts. Those are: {', '.join(row_checks)}.")
+    return check
+
+
+def summary_of(result: CheckResult, policy: Policy) -> dict[str, Any]:
+    """A check's outcome in a few fields (for XCom and progress lines)."""
+    verdict = decide([result], policy, 0)
+    status = verdict.checks[result.check].status
+    return {"check": result.check, "status": str(status), "flagged_rows": len(result.flagged_rows),
+            "findings": sorted({f.code for f in result.findings}), "error": result.error,
+            "reasons": [r.to_dict() for r in verdict.reasons], "seconds": round(result.seconds, 3),
+            "blocks": status in (Status.FAIL, Status.ERROR)}
+
+
+# --------------------------------------------------------------------------- results on disk
 
 def _result_path(work: Path, name: str) -> Path:
     return work / "results" / f"{name}.json"
 
 
 def save_result(work: Path, result: CheckResult) -> None:
+    (work / "results").mkdir(parents=True, exist_ok=True)
     doc = result.to_dict(with_scores=False)
     if result.scores is not None:
         np.save(work / "results" / f"{result.check}.scores.npy", result.scores, allow_pickle=False)
@@ -86,7 +317,10 @@ def save_result(work: Path, result: CheckResult) -> None:
 
 
 def load_result(work: Path, name: str) -> CheckResult:
-    doc = json.loads(_result_path(work, name).read_text())
+    path = _result_path(work, name)
+    if not path.exists():
+        return CheckResult(name, error="no result: the check's stage did not run")
+    doc = json.loads(path.read_text())
     scores_file = doc.pop("scores_file", None)
     result = CheckResult.from_dict(doc | {"scores": None})
     if scores_file is None:
@@ -96,44 +330,67 @@ def load_result(work: Path, name: str) -> CheckResult:
                        result.artifacts)
 
 
-def run_stage(work_dir: str | Path, name: str, *, out_dir: str | Path | None = None) -> dict[str, Any]:
-    """Run one check on the staged inputs. Batch checks need every row check's result first."""
-    disable_telemetry()
-    if name not in REGISTRY:
-        raise UsageError(f"unknown check '{name}'. Known checks: {', '.join(REGISTRY)}.")
-    work = Path(work_dir)
-    ctx, frame, policy, _ = _load(work)
-    ctx.out_dir = Path(out_dir) if out_dir is not None else None
-    if ctx.out_dir is not None:
-        ctx.out_dir.mkdir(parents=True, exist_ok=True)
-    check = REGISTRY[name]
-    if check.phase == "batch":
-        row_checks = [c for c in enabled_checks(policy) if REGISTRY[c].phase == "rows"]
-        prior = [load_result(work, c) for c in row_checks]
-        ctx.suspect_rows = np.asarray(decide(prior, policy, len(frame)).quarantined_rows, dtype=np.int64)
-    result = run_check(check, frame, policy.spec(name), ctx)
-    save_result(work, result)
-    return {"check": name, "flagged_rows": len(result.flagged_rows), "error": result.error,
-            "findings": sorted({f.code for f in result.findings}), "seconds": round(result.seconds, 3)}
+# --------------------------------------------------------------------------- finish
 
-
-def finish(work_dir: str | Path, out_dir: str | Path) -> GateRun:
-    """Decide from every staged result and write the outputs to ``out_dir``."""
+def finish(work_dir: str | Path, out_dir: str | Path | None) -> GateRun:
+    """Decide from every check's result and write the outputs to ``out_dir`` (when given)."""
     from poisonguard import outputs
 
-    work, out = Path(work_dir), Path(out_dir)
-    ctx, frame, policy, meta = _load(work)
-    results = tuple(load_result(work, n) if _result_path(work, n).exists()
-                    else CheckResult(n, error="no result: the check's stage did not run")
-                    for n in enabled_checks(policy))
-    verdict = decide(results, policy, len(frame))
-    document = outputs.verdict_document(verdict, results, provenance.describe(frame, ctx), policy,
-                                        label=meta["label"], started=meta["started"])
-    keep = {a for r in results for a in r.artifacts}
-    out.mkdir(parents=True, exist_ok=True)
-    for name in outputs.OUTPUT_FILES:
-        if name not in keep:
-            (out / name).unlink(missing_ok=True)
+    work = Path(work_dir)
+    loaded = load(work)
+    results = tuple(load_result(work, c.name) for c in enabled(loaded.policy))
+    frame = read_incoming(loaded)
+    verdict = decide(results, loaded.policy, len(frame))
+    digests = _row_digests(work, loaded, frame)
+    document = outputs.verdict_document(verdict, results, provenance.describe(loaded.ctx, digests, frame),
+                                        loaded.policy, label=loaded.meta["label"], started=loaded.meta["started"])
+    out = Path(out_dir) if out_dir is not None else None
     run = GateRun(verdict, results, frame, document, out)
-    outputs.write_outputs(run, ctx)
+    if out is not None:
+        keep = {a for r in results for a in r.artifacts}
+        out.mkdir(parents=True, exist_ok=True)
+        for name in outputs.OUTPUT_FILES:
+            if name not in keep:
+                (out / name).unlink(missing_ok=True)
+        outputs.write_outputs(run, loaded.ctx)
     return run
+
+
+def _row_digests(work: Path, loaded: Loaded, frame: pd.DataFrame) -> np.ndarray:
+    files = [work / "parts" / f"{i:05d}" / "rows.npz" for i in range(len(loaded.parts))]
+    if all(f.exists() for f in files):
+        return merge([PartScores.load(f) for f in files]).rows["digest"]
+    return provenance.hash_rows(frame, list(frame.columns))
+
+
+# --------------------------------------------------------------------------- all stages, one process
+
+def run_all(reference: str | Path, incoming: str | Path, *, label: str, work_dir: str | Path,
+            out_dir: str | Path | None, holdout: str | Path | None = None,
+            policy: Policy | str | Path | None = None, id_column: str | None = None,
+            progress: Callable[[str], None] | None = None) -> GateRun:
+    """Every stage in order, in this process."""
+    say = progress or log.info
+    work = Path(work_dir)
+    plan = prepare(reference, incoming, label=label, work_dir=work, holdout=holdout, policy=policy,
+                   id_column=id_column)
+    say(f"read {plan['reference_rows']} reference and {plan['holdout_rows']} holdout rows; "
+        f"the batch has {plan['rows']} rows in {len(plan['parts'])} part(s)")
+    for name in plan["row_checks"]:
+        info = fit(work, name)
+        say(f"{name}: fitted on trusted data ({info['seconds']:.1f} s)" + (f" ERROR {info['error']}"
+                                                                             if info["error"] else ""))
+    for index in plan["parts"]:
+        score_part(work, index)
+        if len(plan["parts"]) > 1:
+            say(f"scored part {index + 1} of {len(plan['parts'])}")
+    loaded = load(work)
+    for phase in ("rows", "batch"):
+        for check in (c for c in enabled(loaded.policy) if c.phase == phase):
+            if not check.partitioned:
+                say(f"{check.name}: running")
+            info = summarize(work, check.name, out_dir=out_dir)
+            state = f"ERROR {info['error']}" if info["error"] else \
+                f"{info['flagged_rows']} row(s) flagged, {len(info['reasons'])} blocking finding(s)"
+            say(f"{check.name}: {state} ({info['seconds']:.1f} s)")
+    return finish(work, out_dir)

@@ -3,12 +3,22 @@
 Two complementary signals, both learned from the reference only:
 
 - *model*: the probability a classifier fitted on the reference gives the row's label
-  (out-of-fold on the reference itself, so its rows are scored like unseen ones);
+  (out-of-fold on the reference itself, so its rows are scored like unseen ones). With
+  ``model: auto`` a logistic regression and a gradient-boosted model are both cross-validated
+  on the reference and the one with the lower out-of-fold log-loss is used;
 - *neighbours*: the share of the row's k nearest trusted neighbours that carry its label.
 
-The row's score is ``1 - (p_model + p_neighbours) / 2`` for its given label: 0 = everything
-agrees with the label, 1 = nothing does. The higher, the more suspicious. A row is flagged
-when its score is above its class's threshold, calibrated on the reference's own scores.
+A row's score is ``1 - (p_model + p_neighbours) / 2`` for its given label: 0 = everything agrees
+with the label, 1 = nothing does (the higher, the more suspicious). Rows the model alone is sure
+of (``p_model >= clear_probability``) score ``1 - p_model`` and skip the costly neighbour look-up;
+the reference is scored by the same rule, so the two stay comparable.
+
+Each row's score becomes a conformal p-value against the reference's own scores for its class:
+the share of trusted rows of that class that look at least as doubtful. A row is flagged when
+its score is above its class's high reference quantile, or when the Benjamini-Hochberg
+procedure over the batch's p-values selects it (false discoveries at most
+``max_false_discovery_fraction`` of the rows flagged). On a clean batch the p-values are uniform
+and almost nothing is selected; the more flips a batch holds, the further the selection reaches.
 """
 
 from __future__ import annotations
@@ -20,9 +30,10 @@ import pandas as pd
 from pydantic import Field
 
 from poisonguard.context import GateContext
+from poisonguard.parts import Fitted, PartScores
 from poisonguard.results import CheckResult, Finding, Severity
 from poisonguard.spec import CheckSpec
-from poisonguard.stats import rate_exceeds
+from poisonguard.stats import rate_exceeds, rate_excess_p_value
 
 NAME = "label_flips"
 PHASE = "rows"
@@ -32,27 +43,39 @@ CODES: dict[str, Severity] = {
     "label_disagreement_exceeded": Severity.BLOCK,
     "targeted_flip": Severity.BLOCK,
 }
+Model = Literal["auto", "logistic", "gradient_boosting"]
 
 
 class Spec(CheckSpec):
-    model: Literal["logistic", "gradient_boosting"] = Field(
-        "logistic", description="Classifier giving the model signal.")
+    model: Model = Field(
+        "auto", description="Classifier giving the model signal; 'auto' picks, per dataset, the one with the lower "
+        "out-of-fold log-loss on the reference.")
     n_neighbors: int = Field(10, ge=1, le=200, description="Trusted neighbours consulted per row.")
     n_folds: int = Field(5, ge=2, le=20, description="Folds for the out-of-fold scores on the reference.")
+    clear_probability: float = Field(
+        0.5, gt=0, le=1,
+        description="Rows whose label gets at least this model probability skip the neighbour look-up.")
     reference_quantile: float = Field(
         0.995, gt=0.5, lt=1,
-        description="Per-class threshold: this quantile of the reference's own scores for that class...")
+        description="Flag a row whose score is above this quantile of the reference's own scores for its class...")
     min_threshold: float = Field(0.5, ge=0, le=1, description="...but never below this (the signals must disagree)...")
     max_threshold: float = Field(
         0.99, ge=0, le=1, description="...and never above this (so a very noisy reference still flags something).")
+    max_false_discovery_fraction: float = Field(
+        0.1, gt=0, lt=1,
+        description="Also flag the rows the Benjamini-Hochberg procedure selects at this false discovery rate.")
     min_class_rows: int = Field(
-        200, ge=1, description="Classes with fewer reference rows use the pooled threshold of all classes.")
-    max_fit_rows: int = Field(50_000, ge=100, description="Reference rows used to fit (seeded sample above this).")
+        200, ge=1, description="Classes with fewer reference rows use the pooled reference scores of all classes.")
+    max_fit_rows: int = Field(20_000, ge=100, description="Reference rows used to fit (seeded sample above this).")
+    tail_fraction: float = Field(
+        0.05, gt=0, lt=0.5,
+        description="Label disagreement test: the share of rows more doubtful than this tail of the reference...")
     min_excess_fraction: float = Field(
         0.01, ge=0, le=1,
-        description="Block when the batch's flagged share exceeds the reference's own by this much...")
+        description="Block when the batch's flagged share (or its tail share, or its mean doubt) exceeds the "
+        "reference's own by this much...")
     max_p_value: float = Field(
-        1e-3, gt=0, lt=1, description="...and a binomial test (or, for the mean doubt, a z-test) puts it below this p-value.")
+        1e-3, gt=0, lt=1, description="...and a one-sided test puts it below this p-value.")
     min_targeted_share: float = Field(
         0.6, gt=0, le=1,
         description="Call it a targeted flip when one (given, predicted) pair holds this share of flagged rows...")
@@ -72,146 +95,229 @@ def _classifier(kind: str, seed: int):  # type: ignore[no-untyped-def]
 def _proba(model, x: np.ndarray, n_classes: int) -> np.ndarray:  # type: ignore[no-untyped-def]
     """Probabilities over all reference classes (a fold may lack one)."""
     out = np.zeros((len(x), n_classes))
-    out[:, model.classes_] = model.predict_proba(x)
+    if len(x):
+        out[:, model.classes_] = model.predict_proba(x)
     return out
 
 
-def _neighbour_proba(index, y_fit: np.ndarray, x: np.ndarray, k: int, n_classes: int,
-                     skip_self: bool) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """Share of each class among the k nearest trusted rows (self excluded when ``skip_self``)."""
-    idx = index.kneighbors(x, n_neighbors=k + int(skip_self), return_distance=False)
-    if skip_self:
-        idx = idx[:, 1:]
-    labels = y_fit[idx]
-    out = np.zeros((len(x), n_classes))
-    for c in range(n_classes):
-        out[:, c] = (labels == c).mean(axis=1)
-    return out
+def _training_set(ctx: GateContext, spec: Spec) -> tuple[np.ndarray, np.ndarray]:
+    """The reference rows the detectors learn from (a seeded sample above ``max_fit_rows``)."""
+    def pick() -> tuple[np.ndarray, np.ndarray]:
+        x, y = ctx.encode(ctx.reference), ctx.label_codes(ctx.reference)
+        if len(x) > spec.max_fit_rows:
+            keep = np.sort(np.random.default_rng(ctx.seed).choice(len(x), spec.max_fit_rows, replace=False))
+            x, y = x[keep], y[keep]
+        return x, y
+    return ctx.cached(("label_flips.training_set", spec.max_fit_rows), pick)
 
 
-def reference_agreement(x_ref: np.ndarray, y_ref: np.ndarray, n_classes: int, spec: Spec, seed: int):  # type: ignore[no-untyped-def]
-    """Out-of-fold class agreement for every reference row, and the fitted model + neighbour index.
+def _fitted_models(kind: str, ctx: GateContext, spec: Spec):  # type: ignore[no-untyped-def]
+    """The model and the neighbour index fitted on the reference; refitted deterministically in
+    each process that scores rows, never stored."""
+    def fit_all():  # type: ignore[no-untyped-def]
+        from sklearn.neighbors import NearestNeighbors
 
-    Returns ``(p_model, p_neighbours, model, index, k)``; the p's are (rows, classes) arrays.
-    """
+        x, y = _training_set(ctx, spec)
+        k = min(spec.n_neighbors, len(x) - 1)
+        return _classifier(kind, ctx.seed).fit(x, y), NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(x), k
+    return ctx.cached(("label_flips.models", kind, spec.max_fit_rows, spec.n_neighbors), fit_all)
+
+
+def _neighbour_share(index, y_fit: np.ndarray, x: np.ndarray, k: int, given: np.ndarray, n_classes: int,  # type: ignore[no-untyped-def]
+                     skip_self: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Share of each row's k nearest trusted rows that carry its given label, and the most common
+    label among them. ``skip_self`` leaves the row itself out (scoring the reference)."""
+    share, top = np.zeros(len(x)), np.zeros(len(x), dtype=np.int64)
+    for start in range(0, len(x), 10_000):
+        chunk = slice(start, start + 10_000)
+        idx = index.kneighbors(x[chunk], n_neighbors=k + int(skip_self), return_distance=False)[:, int(skip_self):]
+        labels = y_fit[idx]
+        counts = np.stack([(labels == c).sum(axis=1) for c in range(n_classes)], axis=1)
+        share[chunk] = counts[np.arange(len(labels)), given[chunk]] / k
+        top[chunk] = counts.argmax(axis=1)
+    return share, top
+
+
+def _score_rows(p_model: np.ndarray, given: np.ndarray, clear_probability: float,
+                neighbours) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+    """Scores (higher = more doubtful label) and predicted labels, one rule for every row.
+
+    ``neighbours(rows)`` returns ``(share of the given label, top label)`` among the trusted
+    neighbours of ``rows``; it is only asked about rows the model does not clear."""
+    rows = np.arange(len(given))
+    m = p_model[rows, given]
+    scores = 1.0 - m
+    predicted = p_model.argmax(axis=1)
+    need = np.flatnonzero(m < clear_probability)
+    if len(need):
+        share, top = neighbours(need)
+        scores[need] = 1.0 - (m[need] + share) / 2
+        # The predicted label of a doubtful row: the most likely class under both signals.
+        mixed = p_model[need].copy()
+        mixed[np.arange(len(need)), top] += 1.0
+        predicted[need] = mixed.argmax(axis=1)
+    return scores, predicted
+
+
+def _out_of_fold(kind: str, x: np.ndarray, y: np.ndarray, n_classes: int, spec: Spec, seed: int) -> np.ndarray:
     from sklearn.model_selection import StratifiedKFold
-    from sklearn.neighbors import NearestNeighbors
 
-    k = min(spec.n_neighbors, len(x_ref) - 1)
-    index = NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(x_ref)
-    ref_nb = _neighbour_proba(index, y_ref, x_ref, k, n_classes, skip_self=True)
-    ref_model = np.zeros((len(x_ref), n_classes))
-    folds = min(spec.n_folds, int(np.bincount(y_ref).min()))
-    if folds >= 2:
-        for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x_ref, y_ref):
-            model = _classifier(spec.model, seed).fit(x_ref[train], y_ref[train])
-            ref_model[test] = _proba(model, x_ref[test], n_classes)
-    else:  # a class too small to split: fall back to neighbours only for the reference
-        ref_model = ref_nb
-    model = _classifier(spec.model, seed).fit(x_ref, y_ref)
-    return ref_model, ref_nb, model, index, k
+    folds = min(spec.n_folds, int(np.bincount(y, minlength=n_classes)[np.unique(y)].min()))
+    out = np.full((len(x), n_classes), 1.0 / n_classes)
+    if folds < 2:  # a class too small to split: no out-of-fold model, neighbours decide
+        return out
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
+        out[test] = _proba(_classifier(kind, seed).fit(x[train], y[train]), x[test], n_classes)
+    return out
 
 
-def batch_agreement(model, index, k: int, y_ref: np.ndarray, x: np.ndarray, y: np.ndarray,  # type: ignore[no-untyped-def]
-                    n_classes: int, max_threshold_by_row: np.ndarray) -> np.ndarray:
-    """Class agreement for batch rows: the mean of model and neighbour probabilities.
-
-    Neighbours are the costly signal, so they are looked up only for rows the model alone cannot
-    clear: since agreement = (p_model + p_neighbours) / 2 and p_neighbours <= 1, a row whose
-    ``p_model(label) >= 2 * (1 - threshold)`` can never score above its threshold. Those rows
-    keep the model's probabilities as their agreement (their scores are the model's alone).
-    """
-    p_model = _proba(model, x, n_classes)
-    agree = p_model.copy()
-    rows = np.arange(len(x))
-    given = p_model[rows, np.maximum(y, 0)]
-    need = np.flatnonzero(given < 2 * (1 - max_threshold_by_row))
-    for start in range(0, len(need), 50_000):
-        chunk = need[start:start + 50_000]
-        nb = _neighbour_proba(index, y_ref, x[chunk], k, n_classes, skip_self=False)
-        agree[chunk] = (p_model[chunk] + nb) / 2
-    return agree
+def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-6, 1.0))))
 
 
-def class_thresholds(ref_scores: np.ndarray, y_ref: np.ndarray, n_classes: int, spec: Spec) -> np.ndarray:
+def fit(spec: Spec, ctx: GateContext) -> Fitted:
+    """Out-of-fold scores of every reference row, the per-class thresholds and everything the
+    batch-level tests compare against."""
+    n_classes = len(ctx.classes)
+    x, y = _training_set(ctx, spec)
+    kinds = ["logistic", "gradient_boosting"] if spec.model == "auto" else [spec.model]
+    oof = {kind: _out_of_fold(kind, x, y, n_classes, spec, ctx.seed) for kind in kinds}
+    losses = {kind: _log_loss(p, y) for kind, p in oof.items()}
+    kind = min(kinds, key=lambda k: (losses[k], k))
+    _, index, k = _fitted_models(kind, ctx, spec)
+
+    def neighbours(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _neighbour_share(index, y, x[rows], k, y[rows], n_classes, skip_self=True)
+
+    ref_scores, ref_predicted = _score_rows(oof[kind], y, spec.clear_probability, neighbours)
     pooled = float(np.quantile(ref_scores, spec.reference_quantile))
-    out = np.full(n_classes, pooled)
+    thresholds = np.full(n_classes, pooled)
+    own_class = np.zeros(n_classes, dtype=bool)
     for c in range(n_classes):
-        s = ref_scores[y_ref == c]
-        if len(s) >= spec.min_class_rows:
-            out[c] = float(np.quantile(s, spec.reference_quantile))
-    return np.clip(out, spec.min_threshold, spec.max_threshold)
+        if np.sum(y == c) >= spec.min_class_rows:
+            thresholds[c] = float(np.quantile(ref_scores[y == c], spec.reference_quantile))
+            own_class[c] = True
+    thresholds = np.clip(thresholds, spec.min_threshold, spec.max_threshold)
+    ref_flagged = ref_scores > thresholds[y]
+    # How often the reference itself shows each (given, predicted) pair among its flagged rows.
+    pair_counts = np.zeros((n_classes, n_classes))
+    np.add.at(pair_counts, (y[ref_flagged], ref_predicted[ref_flagged]), 1)
+    doubt = 1.0 - oof[kind][np.arange(len(y)), y]
+    tail_cut = float(np.quantile(ref_scores, 1 - spec.tail_fraction))
+    return Fitted(
+        {"model": kind, "log_loss": losses, "reference_flagged_fraction": float(ref_flagged.mean()),
+         "reference_mean_doubt": float(doubt.mean()), "reference_doubt_std": float(doubt.std()),
+         "tail_score": tail_cut, "reference_tail_fraction": float(np.mean(ref_scores > tail_cut))},
+        {"thresholds": thresholds, "own_class": own_class, "class_rows": np.bincount(y, minlength=n_classes),
+         "reference_scores": ref_scores, "reference_labels": y, "pair_counts": pair_counts})
 
 
-def consistent_scores(p_model_given: np.ndarray, agree_given: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Row scores under one rule for the reference and the batch: rows the model alone clears
-    (``p_model >= 2 * (1 - threshold)``, see :func:`batch_agreement`) score ``(1 - p_model) / 2``,
-    a lower bound of their two-signal score that can never pass a threshold; the rest score
-    ``1 - agreement``."""
-    cleared = p_model_given >= 2 * (1 - thresholds)
-    return np.where(cleared, (1 - p_model_given) / 2, 1 - agree_given)
+def conformal_p_values(scores: np.ndarray, given: np.ndarray, fitted: Fitted) -> np.ndarray:
+    """Per row, ``(1 + trusted rows at least as doubtful) / (1 + trusted rows)``, among the
+    reference rows of its class (all classes pooled for small ones). The lower, the more
+    unusual the row's label is for trusted data."""
+    ref, ref_y = fitted.arrays["reference_scores"], fitted.arrays["reference_labels"]
+    own = fitted.arrays["own_class"]
+    out = np.ones(len(scores))
+    pooled = np.sort(ref)
+    groups = [(c, np.sort(ref[ref_y == c])) for c in range(len(own)) if own[c]]
+    mask = np.ones(len(scores), dtype=bool)
+    for c, ref_c in groups:
+        rows = given == c
+        mask &= ~rows
+        out[rows] = (1 + len(ref_c) - np.searchsorted(ref_c, scores[rows], side="left")) / (1 + len(ref_c))
+    out[mask] = (1 + len(pooled) - np.searchsorted(pooled, scores[mask], side="left")) / (1 + len(pooled))
+    return out
 
 
-def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
+def score(frame: pd.DataFrame, fitted: Fitted, spec: Spec, ctx: GateContext) -> PartScores:
+    """Per row: score, conformal p-value, predicted label, the model's doubt, and its label code
+    (-1 for a label the reference lacks: the schema check reports those)."""
+    n_classes = len(ctx.classes)
+    model, index, k = _fitted_models(fitted.meta["model"], ctx, spec)
+    _, y_fit = _training_set(ctx, spec)
+    y = ctx.label_codes(frame)
+    known = np.flatnonzero(y >= 0)
+    x = ctx.encode(frame)[known]
+    yk = y[known]
+    p_model = _proba(model, x, n_classes)
+
+    def neighbours(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _neighbour_share(index, y_fit, x[rows], k, yk[rows], n_classes, skip_self=False)
+
+    s, predicted = _score_rows(p_model, yk, spec.clear_probability, neighbours)
+    out = {"score": np.zeros(len(frame)), "p_value": np.ones(len(frame)), "predicted": np.full(len(frame), -1),
+           "label": y, "doubt": np.zeros(len(frame))}
+    out["score"][known], out["predicted"][known] = s, predicted
+    out["p_value"][known] = conformal_p_values(s, yk, fitted)
+    out["doubt"][known] = 1.0 - p_model[np.arange(len(known)), yk]
+    return PartScores(len(frame), out)
+
+
+def benjamini_hochberg(p_values: np.ndarray, fdr: float) -> np.ndarray:
+    """Boolean mask of the p-values the Benjamini-Hochberg procedure rejects at ``fdr``."""
+    n = len(p_values)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    order = np.argsort(p_values, kind="stable")
+    passed = np.flatnonzero(p_values[order] <= fdr * np.arange(1, n + 1) / n)
+    mask = np.zeros(n, dtype=bool)
+    if len(passed):
+        mask[order[: passed[-1] + 1]] = True
+    return mask
+
+
+def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) -> CheckResult:
     from scipy.stats import norm
 
     classes = ctx.classes
-    n_classes = len(classes)
-    x_ref, y_ref = ctx.encode(ctx.reference), ctx.label_codes(ctx.reference)
-    if len(x_ref) > spec.max_fit_rows:
-        keep = np.sort(np.random.default_rng(ctx.seed).choice(len(x_ref), spec.max_fit_rows, replace=False))
-        x_ref, y_ref = x_ref[keep], y_ref[keep]
-    y = ctx.label_codes(frame)
-    known = np.flatnonzero(y >= 0)  # unknown labels are the schema check's to report
-    yk = y[known]
-
-    ref_model, ref_nb, model, index, k = reference_agreement(x_ref, y_ref, n_classes, spec, ctx.seed)
-    ref_rows = np.arange(len(y_ref))
-    ref_agree = (ref_model + ref_nb) / 2
-    thresholds = class_thresholds(1 - ref_agree[ref_rows, y_ref], y_ref, n_classes, spec)
-    ref_scores = consistent_scores(ref_model[ref_rows, y_ref], ref_agree[ref_rows, y_ref], thresholds[y_ref])
-
-    x = ctx.encode(frame)[known]
-    agree = batch_agreement(model, index, k, y_ref, x, yk, n_classes, thresholds[yk])
-    p_model = _proba(model, x, n_classes)
-    rows = np.arange(len(known))
-    scores = np.zeros(len(frame))
-    scores[known] = consistent_scores(p_model[rows, yk], agree[rows, yk], thresholds[yk])
-    flagged_k = scores[known] > thresholds[yk]
+    y = scores.rows["label"]
+    known = np.flatnonzero(y >= 0)
+    yk, s = y[known], scores.rows["score"][known]
+    p_values, predicted, doubt = scores.rows["p_value"][known], scores.rows["predicted"][known], \
+        scores.rows["doubt"][known]
+    thresholds = fitted.arrays["thresholds"]
+    over_threshold = s > thresholds[yk]
+    selected = benjamini_hochberg(p_values, spec.max_false_discovery_fraction)
+    flagged_k = over_threshold | selected
     flagged = known[flagged_k]
-    predicted = agree.argmax(axis=1)
-
     n_known = max(len(known), 1)
-    ref_flagged = ref_scores > thresholds[y_ref]
-    ref_flag_fraction = float(ref_flagged.mean())
-    # Where labels are noisy by nature, few flips pass a high threshold, but the reference model's
-    # average doubt about the batch's labels still rises: a one-sided z-test of the mean
-    # (1 - p_model(label)) against the reference's own out-of-fold mean.
-    ref_doubt = 1 - ref_model[ref_rows, y_ref]
-    doubt = float(np.mean(1 - p_model[rows, yk])) if len(known) else 0.0
-    doubt_z = (doubt - ref_doubt.mean()) / max(float(ref_doubt.std()) / np.sqrt(n_known), 1e-12)
-    doubt_p = float(norm.sf(doubt_z))
-    doubt_exceeded = doubt > ref_doubt.mean() + spec.min_excess_fraction and doubt_p < spec.max_p_value
+    meta = fitted.meta
+
+    ref_flag_fraction = meta["reference_flagged_fraction"]
     exceeded, p_value = rate_exceeds(len(flagged), n_known, ref_flag_fraction,
                                      min_excess_fraction=spec.min_excess_fraction, max_p_value=spec.max_p_value)
-    pairs = _pair_table(yk[flagged_k], predicted[flagged_k], yk, y_ref, ref_flagged, ref_agree.argmax(axis=1),
-                        classes, spec)
+    # Where labels are noisy by nature, few flips stand out row by row, but the batch as a whole
+    # still doubts more than trusted data: more rows in the reference's most doubtful tail, and a
+    # higher mean doubt of the reference model. Two tests, each at half the p-value budget.
+    in_tail = int(np.sum(s > meta["tail_score"]))
+    tail_exceeded, tail_p = rate_exceeds(in_tail, n_known, meta["reference_tail_fraction"],
+                                         min_excess_fraction=spec.min_excess_fraction,
+                                         max_p_value=spec.max_p_value / 2)
+    mean_doubt = float(doubt.mean()) if len(known) else 0.0
+    ref_doubt = meta["reference_mean_doubt"]
+    doubt_z = (mean_doubt - ref_doubt) / max(meta["reference_doubt_std"] / np.sqrt(n_known), 1e-12)
+    doubt_p = float(norm.sf(doubt_z))
+    doubt_exceeded = mean_doubt > ref_doubt + spec.min_excess_fraction and doubt_p < spec.max_p_value / 2
+    pairs = _pair_table(yk[flagged_k], predicted[flagged_k], yk, fitted, classes, spec)
 
     findings = []
     if len(flagged):
         findings.append(Finding.at_rows(NAME, "label_flip",
-            f"{len(flagged)} row(s) carry a label their trusted neighbours and the reference model disagree with",
-            flagged))
+            f"{len(flagged)} row(s) carry a label their trusted neighbours and the reference model disagree with "
+            f"({int(over_threshold.sum())} beyond their class's reference threshold, {int(selected.sum())} selected "
+            f"at a {spec.max_false_discovery_fraction:.0%} false discovery rate)", flagged))
     if exceeded:
         findings.append(Finding.at_rows(NAME, "flip_fraction_exceeded",
             f"{len(flagged) / n_known:.1%} of the batch look relabelled; the reference's own share is "
             f"{ref_flag_fraction:.2%} (p={p_value:.1e})", [], value=len(flagged) / n_known,
             threshold=ref_flag_fraction + spec.min_excess_fraction))
-    elif doubt_exceeded:
+    elif tail_exceeded or doubt_exceeded:
         findings.append(Finding.at_rows(NAME, "label_disagreement_exceeded",
-            f"the reference model doubts the batch's labels more than its own: mean doubt {doubt:.3f} against "
-            f"{ref_doubt.mean():.3f} (p={doubt_p:.1e})", [], value=doubt,
-            threshold=float(ref_doubt.mean()) + spec.min_excess_fraction))
+            f"the batch's labels disagree with trusted data more than the reference's own do: "
+            f"{in_tail / n_known:.1%} of rows in the reference's most doubtful {meta['reference_tail_fraction']:.0%} "
+            f"(p={tail_p:.1e}); mean model doubt {mean_doubt:.3f} against {ref_doubt:.3f} (p={doubt_p:.1e})", [],
+            value=in_tail / n_known, threshold=meta["reference_tail_fraction"] + spec.min_excess_fraction))
     top = pairs[0] if pairs else None
     if top and top["significant"] and top["share_of_flagged"] >= spec.min_targeted_share:
         findings.append(Finding.at_rows(NAME, "targeted_flip",
@@ -220,35 +326,39 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
             f"{top['reference_rate']:.2%} in the reference): a targeted relabelling of one class", [],
             value=top["batch_rate"], threshold=top["reference_rate"]))
     metrics = {
+        "model": meta["model"],
+        "model_log_loss": meta["log_loss"],
         "flagged_fraction": len(flagged) / n_known,
         "reference_flagged_fraction": ref_flag_fraction,
         "p_value": p_value,
-        "mean_doubt": doubt,
-        "reference_mean_doubt": float(ref_doubt.mean()),
+        "tail_fraction": in_tail / n_known,
+        "reference_tail_fraction": meta["reference_tail_fraction"],
+        "tail_p_value": tail_p,
+        "mean_doubt": mean_doubt,
+        "reference_mean_doubt": ref_doubt,
         "doubt_p_value": doubt_p,
         "thresholds": dict(zip(classes, thresholds.tolist(), strict=True)),
         "flip_pairs": pairs,
-        "model": spec.model,
     }
-    return CheckResult(NAME, tuple(findings), metrics, scores)
+    full_scores = scores.rows["score"]
+    return CheckResult(NAME, tuple(findings), metrics, full_scores)
 
 
-def _pair_table(given: np.ndarray, predicted: np.ndarray, y_batch: np.ndarray, y_ref: np.ndarray,
-                ref_flagged: np.ndarray, ref_predicted: np.ndarray, classes: list[str], spec: Spec) -> list[dict]:
+def _pair_table(given: np.ndarray, predicted: np.ndarray, y_batch: np.ndarray, fitted: Fitted,
+                classes: list[str], spec: Spec) -> list[dict]:
     """Flagged rows per (given label, predicted label), largest first, each with the rate among the
     batch's rows of that given label, the reference's own rate for the pair, and whether the
     excess is significant: a binomial test, Bonferroni-corrected over the pairs that could pass
     (those with at least ``min_targeted_rows`` flagged rows; Tarone's refinement)."""
-    from poisonguard.stats import rate_excess_p_value
-
     total = max(len(given), 1)
     counts = pd.Series(list(zip(given.tolist(), predicted.tolist(), strict=True))).value_counts(sort=False)
     n_pairs = max(int((counts >= spec.min_targeted_rows).sum()), 1)
+    class_rows, ref_pairs = fitted.arrays["class_rows"], fitted.arrays["pair_counts"]
     rows = []
     for (g, p), count in counts.items():
-        in_class = max(int(np.sum(y_ref == g)), 1)
+        in_class = max(int(class_rows[g]), 1)
         # The reference cannot show a rate below one row in its class; use half of that as floor.
-        ref_rate = max(float(np.sum(ref_flagged & (y_ref == g) & (ref_predicted == p)) / in_class), 0.5 / in_class)
+        ref_rate = max(float(ref_pairs[g, p]) / in_class, 0.5 / in_class)
         in_batch = max(int(np.sum(y_batch == g)), 1)
         p_value = rate_excess_p_value(int(count), in_batch, ref_rate)
         rows.append({"given": classes[g], "predicted": classes[p], "flagged": int(count),

@@ -17,6 +17,7 @@ import pandas as pd
 from pydantic import Field
 
 from poisonguard.context import GateContext, is_numeric
+from poisonguard.parts import Fitted, PartScores
 from poisonguard.results import CheckResult, Finding, Severity
 from poisonguard.spec import CheckSpec
 from poisonguard.stats import rate_exceeds
@@ -80,9 +81,16 @@ def _column_bytes(series: pd.Series) -> np.ndarray:
     return table[np.where(codes < 0, len(uniques), codes)]
 
 
+def canonical_block(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The rows' canonical bytes over ``columns``, in that order: a (rows, width) uint8 array."""
+    if not columns:
+        return np.zeros((len(frame), 0), dtype=np.uint8)
+    return np.ascontiguousarray(np.hstack([_column_bytes(frame[c]) for c in columns]))
+
+
 def hash_rows(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """SHA-256 digest of each row over ``columns``: a (rows, 32) uint8 array."""
-    block = np.ascontiguousarray(np.hstack([_column_bytes(frame[c]) for c in columns]))
+    block = canonical_block(frame, columns)
     width = block.shape[1]
     flat = block.tobytes()
     sha = hashlib.sha256
@@ -100,14 +108,35 @@ def schema_fingerprint(frame: pd.DataFrame, label: str) -> str:
     return hashlib.sha256(json.dumps(cols, separators=(",", ":")).encode()).hexdigest()
 
 
-def _keys(digests: np.ndarray) -> np.ndarray:
-    """First 8 bytes of each digest as one integer: collision odds ~ n^2 / 2^64."""
-    return np.ascontiguousarray(digests[:, :8]).view("<u8").ravel()
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 
-def describe(frame: pd.DataFrame, ctx: GateContext) -> dict[str, object]:
-    """The provenance block of the verdict: file hashes, rows root, schema fingerprint."""
-    digests = ctx.memo("row_hashes", frame, lambda f: hash_rows(f, list(f.columns)))
+def row_keys(block: np.ndarray) -> np.ndarray:
+    """A 64-bit key per row of a canonical block, for finding equal rows (a splitmix64 chain over
+    the row's 8-byte words; collision odds ~ rows^2 / 2^64). Not a security hash: the SHA-256
+    row digests are the provenance record."""
+    words = block.view("<u8") if block.shape[1] else np.zeros((len(block), 0), dtype="<u8")
+    h = np.full(len(block), 0x9E3779B97F4A7C15, dtype=np.uint64)
+    for j in range(words.shape[1]):
+        h = h ^ words[:, j]
+        h = (h ^ (h >> np.uint64(30))) * _M1
+        h = (h ^ (h >> np.uint64(27))) * _M2
+        h = h ^ (h >> np.uint64(31))
+    return h
+
+
+def feature_and_row_keys(frame: pd.DataFrame, ctx: GateContext) -> tuple[np.ndarray, np.ndarray]:
+    """Keys of each row's features, and of its features and label."""
+    feats = canonical_block(frame, ctx.feature_columns)
+    full = np.hstack([feats, canonical_block(frame, [ctx.label])])
+    return row_keys(feats), row_keys(full)
+
+
+def describe(ctx: GateContext, digests: np.ndarray, frame_columns: pd.DataFrame) -> dict[str, object]:
+    """The provenance block of the verdict: file hashes, rows root, schema fingerprint.
+
+    ``digests`` are the batch's SHA-256 row digests over all its columns (:func:`hash_rows`);
+    ``frame_columns`` is any part of the batch (only its columns and dtypes are read)."""
     return {
         "incoming_sha256": hash_files(ctx.sources.get("incoming", ())),
         "reference_sha256": hash_files(ctx.sources.get("reference", ())),
@@ -115,37 +144,52 @@ def describe(frame: pd.DataFrame, ctx: GateContext) -> dict[str, object]:
         "incoming_files": [str(p) for p in ctx.sources.get("incoming", ())],
         "rows_root": rows_root(digests),
         "row_hash": "sha256 over canonical row values (numbers as float64), columns in reference order",
-        "schema_fingerprint": schema_fingerprint(frame, ctx.label),
-        "rows": len(frame),
+        "schema_fingerprint": schema_fingerprint(frame_columns, ctx.label),
+        "rows": len(digests),
     }
 
 
-def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
-    """Find exact repeats within the batch and replays of trusted rows.
+def fit(spec: Spec, ctx: GateContext) -> Fitted:
+    """Keys of every trusted row (reference and holdout), and how repetitive trusted data is."""
+    trusted = pd.concat([ctx.reference, ctx.holdout], ignore_index=True)
+    ref_feat, ref_full = feature_and_row_keys(trusted, ctx)
+    n = len(trusted)
+    natural_dup = float(pd.Series(ref_feat).duplicated(keep=False).mean()) if n else 0.0
+    ref_conflict = (natural_dup - float(pd.Series(ref_full).duplicated(keep=False).mean())) if n else 0.0
+    return Fitted({"natural_duplicate_fraction": natural_dup, "natural_conflict_fraction": ref_conflict},
+                  {"feature_keys": np.unique(ref_feat), "row_keys": np.unique(ref_full)})
+
+
+def _isin_sorted(keys: np.ndarray, sorted_unique: np.ndarray) -> np.ndarray:
+    if not len(sorted_unique):
+        return np.zeros(len(keys), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_unique, keys), len(sorted_unique) - 1)
+    return sorted_unique[at] == keys
+
+
+def score(frame: pd.DataFrame, fitted: Fitted, spec: Spec, ctx: GateContext) -> PartScores:
+    """Per row: its keys (for repeats within the batch) and whether trusted data holds its
+    features, and its features with this label."""
+    feat, full = feature_and_row_keys(frame, ctx)
+    return PartScores(len(frame), {"row_key": full,
+                                   "trusted_features": _isin_sorted(feat, fitted.arrays["feature_keys"]),
+                                   "trusted_row": _isin_sorted(full, fitted.arrays["row_keys"])})
+
+
+def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) -> CheckResult:
+    """Exact repeats within the batch and replays of trusted rows.
 
     Score per row: 1 for a replay with a conflicting label, 0.5 for another repeat, else 0.
     """
-    feats = ctx.feature_columns
-    trusted = pd.concat([ctx.reference, ctx.holdout], ignore_index=True)
-    batch_feat = _keys(ctx.memo("feature_hashes", frame, lambda f: hash_rows(f, feats)))
-    batch_full = _keys(hash_rows(frame, [*feats, ctx.label]))
-    ref_feat = _keys(hash_rows(trusted, feats))
-    ref_full = _keys(hash_rows(trusted, [*feats, ctx.label]))
-
-    # How repetitive is trusted data on its own? Discrete datasets repeat naturally.
-    natural_dup = float(pd.Series(ref_feat).duplicated(keep=False).mean()) if len(ref_feat) else 0.0
-    ref_conflict = float(pd.Series(ref_feat).duplicated(keep=False).mean()
-                         - pd.Series(ref_full).duplicated(keep=False).mean()) if len(ref_feat) else 0.0
+    n = scores.n
+    natural_dup = fitted.meta["natural_duplicate_fraction"]
     natural = natural_dup > spec.max_natural_duplicate_fraction
-
-    dup = pd.Series(batch_full).duplicated(keep="first").to_numpy()
-    in_ref_feat = np.isin(batch_feat, ref_feat)
-    in_ref_full = np.isin(batch_full, ref_full)
+    dup = pd.Series(scores.rows["row_key"]).duplicated(keep="first").to_numpy()
+    in_ref_feat, in_ref_full = scores.rows["trusted_features"], scores.rows["trusted_row"]
     conflict = in_ref_feat & ~in_ref_full
     replay = in_ref_full & ~dup
 
     findings: list[Finding] = []
-    n = len(frame)
     if not natural:
         if dup.any():
             findings.append(Finding.at_rows(NAME, "duplicate_row",
@@ -153,7 +197,7 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
         if replay.any():
             findings.append(Finding.at_rows(NAME, "replayed_row",
                 f"{int(replay.sum())} row(s) are exact copies of trusted rows", np.flatnonzero(replay)))
-    if conflict.any() and ref_conflict <= spec.max_natural_duplicate_fraction:
+    if conflict.any() and fitted.meta["natural_conflict_fraction"] <= spec.max_natural_duplicate_fraction:
         findings.append(Finding.at_rows(NAME, "replay_label_conflict",
             f"{int(conflict.sum())} row(s) copy a trusted row's features with a different label",
             np.flatnonzero(conflict)))
@@ -165,7 +209,7 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
             f"{repeated.mean():.1%} of the batch repeats trusted or earlier rows; the reference's own "
             f"repeat rate is {natural_dup:.1%} (p={p_value:.1e})", [], value=float(repeated.mean()),
             threshold=natural_dup + spec.min_excess_fraction))
-    scores = np.where(conflict, 1.0, np.where(dup | replay, 0.5, 0.0))
+    scores_out = np.where(conflict, 1.0, np.where(dup | replay, 0.5, 0.0))
     metrics = {
         "duplicate_rows": int(dup.sum()),
         "replayed_rows": int(replay.sum()),
@@ -175,4 +219,4 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
         "repeats_are_natural": natural,
         "p_value": p_value,
     }
-    return CheckResult(NAME, tuple(findings), metrics, scores)
+    return CheckResult(NAME, tuple(findings), metrics, scores_out)

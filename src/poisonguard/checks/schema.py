@@ -19,8 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from poisonguard.context import GateContext, is_numeric
 from poisonguard.errors import PolicyError
 from poisonguard.imports import quiet_import
+from poisonguard.parts import Fitted, PartScores
 from poisonguard.results import CheckResult, Finding, Severity
 from poisonguard.spec import CheckSpec
+from poisonguard.stats import rate_exceeds
 
 NAME = "schema"
 PHASE = "rows"
@@ -79,8 +81,14 @@ class Spec(CheckSpec):
         description="A column with missing values in the reference may have this much more in the batch.")
     max_categories: int = Field(
         200, ge=1, description="Columns with more distinct reference values are free text: no allowed-values rule.")
+    natural_failed_row_fraction: float = Field(
+        0.001, ge=0, le=1,
+        description="Share of trusted rows expected to break the inferred schema (values past the margins).")
     max_failed_row_fraction: float = Field(
-        0.05, ge=0, le=1, description="Block when more than this share of rows break a row-level expectation.")
+        0.01, ge=0, le=1,
+        description="Block when the share of rows breaking a row-level expectation exceeds the natural share "
+        "by this much...")
+    max_p_value: float = Field(1e-3, gt=0, lt=1, description="...and a binomial test puts it below this p-value.")
 
 
 @dataclass(frozen=True)
@@ -244,23 +252,42 @@ def _raised(result) -> str | None:  # type: ignore[no-untyped-def]
     return None
 
 
-def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
-    """Validate ``frame`` against the suite; score = row-level expectations each row breaks."""
-    rules = infer_rules(ctx.reference, ctx.label, spec, ctx.id_column)
+def _rule_to_dict(rule: Rule) -> dict[str, Any]:
+    d = dict(rule.__dict__)
+    d["allowed"] = None if rule.allowed is None else list(rule.allowed)
+    return d
+
+
+def _rule_from_dict(d: dict[str, Any]) -> Rule:
+    return Rule(**(d | {"allowed": None if d["allowed"] is None else tuple(d["allowed"])}))
+
+
+def fit(spec: Spec, ctx: GateContext) -> Fitted:
+    """The effective rule of every column: the policy's where given, inferred from the reference."""
+    return Fitted({"rules": [_rule_to_dict(r) for r in infer_rules(ctx.reference, ctx.label, spec, ctx.id_column)]})
+
+
+def score(frame: pd.DataFrame, fitted: Fitted, spec: Spec, ctx: GateContext) -> PartScores:
+    """Validate one part of the batch with Great Expectations.
+
+    Per row: ``failures``, the number of row-level expectations it breaks (the higher, the more
+    suspicious). Positions: the rows breaking each ``<code>:<column>`` expectation. Counts: the
+    missing values per column (``nulls:<column>``) and values of the wrong type
+    (``wrong_type:<column>``)."""
+    rules = [_rule_from_dict(d) for d in fitted.meta["rules"]]
     n = len(frame)
-    findings: list[Finding] = []
     checked: list[Rule] = []
+    counts: dict[str, float] = {}
+    positions: dict[str, np.ndarray] = {}
     # A shallow copy with GX-friendly columns: numbers as float64 (GX's vectorised range check only
     # takes int64/float64), categories as text, row labels = positions.
     view: dict[str, Any] = {}
-    wrong_type: list[str] = []
     for r in rules:
         column = frame[r.column]
-        family = type_family(column)
-        if not r.is_label and ((family == "categorical" and r.kind == "numeric")
-                               or (family == "numeric" and r.kind == "categorical" and r.text_only)):
-            findings.append(_wrong_type(r, column))
-            wrong_type.append(r.column)
+        bad = _wrong_type_rows(r, column)
+        if bad is not None:
+            counts[f"wrong_type:{r.column}"] = float(len(bad))
+            positions[f"wrong_type:{r.column}"] = bad[:1]
             checked.append(Rule(r.column, r.kind, max_null_fraction=r.max_null_fraction,
                                 reference_null_fraction=r.reference_null_fraction))
             view[r.column] = column.to_numpy()
@@ -273,11 +300,9 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
             view[r.column] = as_text(column).to_numpy()
         checked.append(r)
 
-    context = gx_context()
-    suite = build_suite(checked)
-    results = validate(pd.DataFrame(view, index=pd.RangeIndex(n)), suite, context) if n else []
     failures = np.zeros(n)
-    summary = []
+    context = gx_context()  # before the suite: GX builds suites inside an active context
+    results = validate(pd.DataFrame(view, index=pd.RangeIndex(n)), build_suite(checked), context) if n else []
     for res in results:
         cfg = res.expectation_config
         code, column = cfg.meta["code"], cfg.kwargs["column"]
@@ -285,49 +310,82 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
         if error is not None:
             raise RuntimeError(f"GX could not evaluate {cfg.type} on column '{column}': {error}")
         rows = np.asarray(res.result.get("unexpected_index_list") or [], dtype=np.int64)
-        count = int(res.result.get("unexpected_count") or 0)
-        summary.append({"type": cfg.type, "column": column, "code": code, "success": bool(res.success),
-                        "unexpected_count": count})
         if code == "null_fraction_exceeded":
-            if not res.success:
-                rule = next(r for r in checked if r.column == column)
-                findings.append(Finding.at_rows(NAME, code,
-                    f"column '{column}' is {count / n:.1%} missing; expected at most {rule.max_null_fraction:.1%} "
-                    f"(the reference has {rule.reference_null_fraction:.1%})",
-                    [], value=count / n, threshold=rule.max_null_fraction))
+            counts[f"nulls:{column}"] = float(res.result.get("unexpected_count") or 0)
             continue
         if len(rows):
             failures[rows] += 1
-            findings.append(Finding.at_rows(NAME, code, _message(code, column, cfg.kwargs, frame[column], rows),
-                                            rows))
+            positions[f"{code}:{column}"] = rows
+    return PartScores(n, {"failures": failures}, positions, counts)
 
+
+def _wrong_type_rows(rule: Rule, column: pd.Series) -> np.ndarray | None:
+    """Positions of the values of the wrong type family, or None when the column's type is right."""
+    family = type_family(column)
+    if rule.is_label:
+        return None
+    if family == "categorical" and rule.kind == "numeric":
+        present = column.notna().to_numpy()
+        return np.flatnonzero(present & pd.to_numeric(column, errors="coerce").isna().to_numpy())
+    if family == "numeric" and rule.kind == "categorical" and rule.text_only:
+        return np.flatnonzero(column.notna().to_numpy())
+    return None
+
+
+def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) -> CheckResult:
+    rules = {d["column"]: _rule_from_dict(d) for d in fitted.meta["rules"]}
+    n = scores.n
+    findings: list[Finding] = []
+    wrong_type = sorted(k.split(":", 1)[1] for k in scores.counts if k.startswith("wrong_type:"))
+    for column in wrong_type:
+        findings.append(_wrong_type(rules[column], int(scores.counts[f"wrong_type:{column}"]),
+                                    int(scores.positions[f"wrong_type:{column}"][0])))
+    unexpected: dict[str, int] = {}
+    for key in sorted(k for k in scores.positions if not k.startswith("wrong_type:")):
+        code, column = key.split(":", 1)
+        rows = scores.positions[key]
+        unexpected[key] = len(rows)
+        findings.append(Finding.at_rows(NAME, code, _message(code, rules[column], len(rows)), rows))
+    for key in sorted(k for k in scores.counts if k.startswith("nulls:")):
+        column = key.split(":", 1)[1]
+        rule, missing = rules[column], scores.counts[key]
+        if n and missing / n > rule.max_null_fraction:
+            findings.append(Finding.at_rows(NAME, "null_fraction_exceeded",
+                f"column '{column}' is {missing / n:.1%} missing; expected at most {rule.max_null_fraction:.1%} "
+                f"(the reference has {rule.reference_null_fraction:.1%})",
+                [], value=missing / n, threshold=rule.max_null_fraction))
+
+    failures = scores.rows["failures"]
     failed_rows = int(np.count_nonzero(failures))
     failed_fraction = failed_rows / n if n else 0.0
-    if failed_fraction > spec.max_failed_row_fraction:
-        worst = sorted((s for s in summary if s["unexpected_count"] and s["code"] != "null_fraction_exceeded"),
-                       key=lambda s: -s["unexpected_count"])[:3]
-        where = ", ".join(f"'{s['column']}' {s['code']} in {s['unexpected_count']} rows" for s in worst)
+    exceeded, p_value = rate_exceeds(failed_rows, n, spec.natural_failed_row_fraction,
+                                     min_excess_fraction=spec.max_failed_row_fraction, max_p_value=spec.max_p_value)
+    if exceeded:
+        worst = sorted(unexpected.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        where = ", ".join(f"'{k.split(':', 1)[1]}' {k.split(':', 1)[0]} in {v} rows" for k, v in worst)
         findings.append(Finding.at_rows(NAME, "failed_row_fraction_exceeded",
-            f"{failed_fraction:.1%} of rows ({failed_rows} of {n}) break the schema; expected at most "
-            f"{spec.max_failed_row_fraction:.1%} (most: {where})",
-            [], value=failed_fraction, threshold=spec.max_failed_row_fraction))
+            f"{failed_fraction:.1%} of rows ({failed_rows} of {n}) break the schema; trusted data breaks it on "
+            f"about {spec.natural_failed_row_fraction:.1%} (p={p_value:.1e}; most: {where})",
+            [], value=failed_fraction, threshold=spec.natural_failed_row_fraction + spec.max_failed_row_fraction))
 
     artifacts: tuple[str, ...] = ()
     if ctx.out_dir is not None:
         # The full schema (also for columns of the wrong type), ready to reuse as a GX suite.
+        gx_context()
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
         (ctx.out_dir / SUITE_FILE).write_text(
-            json.dumps(build_suite(rules).to_json_dict(), indent=2, sort_keys=True, default=str) + "\n")
+            json.dumps(build_suite(list(rules.values())).to_json_dict(), indent=2, sort_keys=True, default=str) + "\n")
         artifacts = (SUITE_FILE,)
     metrics = {
         "suite_source": "policy+inferred" if spec.columns else "inferred",
         "policy_columns": sorted(spec.columns),
-        "expectations_evaluated": len(summary),
-        "expectations_failed": sum(not s["success"] for s in summary),
+        "rules": len(rules),
         "failed_rows": failed_rows,
         "failed_row_fraction": failed_fraction,
+        "p_value": p_value,
         "wrong_type_columns": wrong_type,
-        "expectations": summary,
+        "unexpected": unexpected,
+        "missing": {k.split(":", 1)[1]: int(v) for k, v in scores.counts.items() if k.startswith("nulls:")},
     }
     return CheckResult(NAME, tuple(findings), metrics, failures, artifacts=artifacts)
 
@@ -335,42 +393,29 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
 _BEYOND = float(np.finfo(np.float64).max)
 
 
-def _wrong_type(rule: Rule, column: pd.Series) -> Finding:
-    present = column.dropna()
+def _wrong_type(rule: Rule, count: int, first: int) -> Finding:
     if rule.kind == "numeric":
-        bad = present[pd.to_numeric(present, errors="coerce").isna()]
-        found = (f"text in {len(bad)} of {len(present)} non-missing rows, e.g. {_show(bad.iloc[0])} at row {bad.index[0]}"
-                 if len(bad) else f"numbers stored as text ({column.dtype}), e.g. {_show(present.iloc[0])}")
-        message = f"column '{rule.column}' should be numeric like the reference; found {found}"
+        message = (f"column '{rule.column}' should be numeric like the reference; found text in {count} row(s) "
+                   f"(first at row {first})")
     else:
         shown = ", ".join(rule.allowed[:5]) if rule.allowed else "text"
         message = (f"column '{rule.column}' should be categorical text like the reference ({shown}); "
-                   f"found numbers ({column.dtype}), e.g. {_show(present.iloc[0])}")
-    return Finding.at_rows(NAME, "wrong_type", message, [], value=len(present) / max(len(column), 1))
+                   f"found numbers in {count} row(s) (first at row {first})")
+    return Finding.at_rows(NAME, "wrong_type", message, [], value=count)
 
 
-def _show(value: Any) -> str:
-    return repr(value.item() if isinstance(value, np.generic) else value)
-
-
-def _message(code: str, column: str, kwargs: dict[str, Any], values: pd.Series, rows: np.ndarray) -> str:
-    """What was expected and what was found, for a row-level finding."""
-    found = values.iloc[rows]
+def _message(code: str, rule: Rule, count: int) -> str:
+    """What was expected, for a row-level finding."""
+    column = rule.column
     if code == "out_of_range":
-        nums = pd.to_numeric(found, errors="coerce")
-        lo, hi = kwargs.get("min_value"), kwargs.get("max_value")
+        lo, hi = rule.min, rule.max
         bounds = f"[{'-inf' if lo is None else f'{lo:.6g}'}, {'inf' if hi is None else f'{hi:.6g}'}]"
-        return (f"{len(rows)} row(s) of '{column}' outside the expected range {bounds}; "
-                f"found values from {nums.min():.6g} to {nums.max():.6g}")
+        return f"{count} row(s) of '{column}' outside the expected range {bounds}"
     if code in ("unexpected_category", "unknown_label"):
         what = "label" if code == "unknown_label" else "value"
-        allowed = list(kwargs.get("value_set") or [])
+        allowed = list(rule.allowed or [])
         expected = ", ".join(map(str, allowed[:10])) + (" …" if len(allowed) > 10 else "")
-        counts = as_text(found).value_counts()
-        top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
-        seen = ", ".join(f"{v!r} ({c})" for v, c in top) + (" …" if len(counts) > 5 else "")
-        return (f"{len(rows)} row(s) with a {what} of '{column}' the reference never had; "
-                f"expected one of {expected}; found {seen}")
+        return f"{count} row(s) with a {what} of '{column}' the reference never had; expected one of {expected}"
     if code == "missing_label":
-        return f"{len(rows)} row(s) with the label '{column}' missing; every row needs a label"
-    return f"{len(rows)} row(s) with '{column}' missing; expected no missing values"
+        return f"{count} row(s) with the label '{column}' missing; every row needs a label"
+    return f"{count} row(s) with '{column}' missing; expected no missing values"
