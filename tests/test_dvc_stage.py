@@ -11,12 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from dvc_projects import CREDIT, FAST_POLICY
 from poisonguard.cli import main
 from poisonguard.dvc.metrics import verdict_metrics
-
-ROOT = Path(__file__).resolve().parents[1]
-CREDIT = ROOT / "datasets" / "credit"
-FAST_POLICY = "checks:\n  schema: {enabled: false}\n  drift: {enabled: false}\n  baseline: {model: logistic}\n"
 
 
 def test_metrics_are_the_verdicts_numbers_flat():
