@@ -65,6 +65,8 @@ def test_a_clean_version_is_committed_tagged_and_pushed(project, tmp_path):
 
     v1 = commit_of(project.repo, "poisonguard/credit/promoted")
     project.new_version("clean_1")
+    (project.repo / "notes.txt").write_text("someone else's work in progress\n")
+    run(project.repo, "git", "add", "notes.txt")
     out = tmp_path / "out"
     assert project.gate(out) == EXIT_PROMOTE
 
@@ -76,7 +78,9 @@ def test_a_clean_version_is_committed_tagged_and_pushed(project, tmp_path):
     assert f"md5: {dvc_md5}" in (project.repo / "data" / "credit.parquet.dvc").read_text()
     head = commit_of(project.repo, "HEAD")
     assert head != v1 and commit_of(project.repo, "HEAD~1") == v1
-    assert run(project.repo, "git", "status", "--porcelain") == ""
+    # the promotion commit holds the .dvc file alone; other staged work stays staged
+    assert run(project.repo, "git", "show", "--name-only", "--format=", "HEAD") == "data/credit.parquet.dvc\n"
+    assert run(project.repo, "git", "status", "--porcelain") == "A  notes.txt\n"
     for tag in ("poisonguard/credit/v2", "poisonguard/credit/promoted"):
         assert commit_of(project.repo, tag) == head == commit_of(project.git_remote, tag)
     assert commit_of(project.repo, "poisonguard/credit/v1") == v1
@@ -153,6 +157,16 @@ def test_a_corrupt_cache_copy_of_the_promoted_version_is_refused(project, tmp_pa
     assert project.gate(tmp_path / "out") == EXIT_INPUT
     assert "the DVC cache or remote is corrupt" in capsys.readouterr().err
     assert project.state() == before
+
+
+def test_a_promoted_tag_moved_by_hand_is_refused(project, tmp_path, capsys):
+    record = run(project.repo, "git", "for-each-ref", "--format=%(contents)", "refs/tags/poisonguard/credit/promoted")
+    project.new_version("clean_1")
+    run(project.repo, "git", "commit", "-q", "-am", "unvetted batch")
+    run(project.repo, "git", "tag", "-f", "-a", "-m", record, "poisonguard/credit/promoted", "HEAD")
+    project.new_version("clean_2")
+    assert project.gate(tmp_path / "out") == EXIT_INPUT
+    assert "The tag was moved by hand" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

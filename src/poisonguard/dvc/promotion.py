@@ -86,18 +86,19 @@ class DvcGateResult:
     def summary(self) -> str:
         """One line for people: what happened and where the promoted version is."""
         tag = promotions.promoted_tag(self.dataset)
+        source = self.source if self.source in ("workspace", "HEAD") else f"revision {self.source[:12]}"
         pushed = f"; pushed to {', '.join(self.pushed)}" if self.pushed else ""
         if self.outcome is Outcome.ALREADY_PROMOTED:
             synced = f"; remotes up to date: {', '.join(self.pushed)}" if self.pushed else ""
-            return f"ALREADY PROMOTED: {self.path} ({self.source}) is {self.promotion.tag}; nothing to do{synced}"
+            return f"ALREADY PROMOTED: {self.path} ({source}) is {self.promotion.tag}; nothing to do{synced}"
         counts = f"{self.quarantined_rows} of {self.rows} rows quarantined"
         if self.outcome is Outcome.BLOCKED:
-            return (f"BLOCK: {self.path} ({self.source}): {counts}; nothing promoted, {tag} stays at "
+            return (f"BLOCK: {self.path} ({source}): {counts}; nothing promoted, {tag} stays at "
                     f"{self.promotion.tag}; outputs in {self.out_dir}")
         if self.promotion.kind == "bootstrap":
             return (f"TRUSTED: {self.path} as committed at HEAD is {self.promotion.tag} "
                     f"(commit {str(self.promotion.commit)[:12]}), {tag} set{pushed}")
-        return (f"PROMOTE: {self.path} ({self.source}): {counts}; promoted as {self.promotion.tag} "
+        return (f"PROMOTE: {self.path} ({source}): {counts}; promoted as {self.promotion.tag} "
                 f"(commit {str(self.promotion.commit)[:12]}), {tag} moved{pushed}; outputs in {self.out_dir}")
 
 
