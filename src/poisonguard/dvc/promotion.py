@@ -117,23 +117,25 @@ def init_dvc_path(repo: str | Path, path: str | Path, *, label: str, dataset: st
                          "version: commit the .dvc file (or restore it) first.")
     head = resolve_commit(tracked.root, "HEAD")
     out = workspace_out(tracked)
+    previous = promotions.current(tracked.root, name)
     with tempfile.TemporaryDirectory(prefix="poisonguard-dvc-") as tmp:
         copy = Path(tmp) / Path(tracked.path).name
         copy_workspace(tracked, out, copy)
         digests = copy_committed(tracked, head, out, copy, what="the committed version")
         _require_column(copy, label)
-    previous = promotions.current(tracked.root, name)
-    if previous is not None:
-        _same_path(previous, tracked)
-        if previous.dvc_md5 != digests.dvc_md5:
-            raise UsageError(f"dataset '{name}' already has a promoted version ({previous.tag}, md5 "
-                             f"{previous.dvc_md5}). Gate new versions with 'poisonguard dvc gate {tracked.path}'.")
-        pushed = _publish(tracked, previous, push, git_remote, dvc_remote)
-        return DvcGateResult(Outcome.ALREADY_PROMOTED, name, tracked.path, "HEAD", previous, digests, pushed=pushed)
-    bootstrap = Promotion(name, 1, tracked.path, label, digests.dvc_md5, digests.sha256, digests.size, "bootstrap",
-                          {"trusted_commit": head, "poisonguard_version": __version__})
-    promotion = promotions.record(tracked.root, bootstrap, head)
-    pushed = _publish(tracked, promotion, push, git_remote, dvc_remote)
+        if previous is not None:
+            _same_path(previous, tracked)
+            if previous.dvc_md5 != digests.dvc_md5:
+                raise UsageError(f"dataset '{name}' already has a promoted version ({previous.tag}, md5 "
+                                 f"{previous.dvc_md5}). Gate new versions with 'poisonguard dvc gate "
+                                 f"{tracked.path}'.")
+            pushed = _publish(tracked, previous, push, git_remote, dvc_remote)
+            return DvcGateResult(Outcome.ALREADY_PROMOTED, name, tracked.path, "HEAD", previous, digests,
+                                 pushed=pushed)
+        bootstrap = Promotion(name, 1, tracked.path, label, digests.dvc_md5, digests.sha256, digests.size,
+                              "bootstrap", {"trusted_commit": head, "poisonguard_version": __version__})
+        promotion, pushed = promote(tracked, bootstrap, copy, push=push, git_remote=git_remote,
+                                    dvc_remote=dvc_remote)
     return DvcGateResult(Outcome.PROMOTED, name, tracked.path, "HEAD", promotion, digests, pushed=pushed)
 
 
@@ -201,10 +203,11 @@ def gate_dvc_path(repo: str | Path, path: str | Path, *, out_dir: str | Path, la
 
 def promote(tracked: TrackedPath, promotion: Promotion, candidate: Path, *, push: bool = True,
             git_remote: str | None = None, dvc_remote: str | None = None) -> tuple[Promotion, tuple[str, ...]]:
-    """The one place where a gated version becomes the promoted one, in this order: the clean
-    file replaces the work tree's (atomically), DVC commits it to the cache and the ``.dvc``
-    file, git commits the ``.dvc`` file alone, the version tag is created and ``promoted``
-    moved, then data and tags are pushed. Each step checks the md5 it produced."""
+    """The one place where a version becomes the promoted one (the ``init`` bootstrap included),
+    in this order: ``candidate`` replaces the work tree's file (atomically; skipped when they are
+    the same bytes), DVC commits it to the cache and the ``.dvc`` file, git commits the ``.dvc``
+    file alone (skipped when HEAD already records it), the version tag is created and
+    ``promoted`` moved, then data and tags are pushed. Each step checks the md5 it produced."""
     root = tracked.root
     if hash_file(tracked.file).sha256 != promotion.sha256:
         tmp = tracked.file.with_name(f".{tracked.file.name}.tmp-{os.getpid()}")
