@@ -18,7 +18,7 @@ EXIT_PROMOTE, EXIT_BLOCK, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
 
 # Further subcommands: each module has ``add_parser(subparsers)`` that registers its parser with
 # ``set_defaults(handler=fn)``, where ``fn(args) -> exit code``. Modules import cheaply.
-_SUBCOMMAND_MODULES: tuple[str, ...] = ()
+_SUBCOMMAND_MODULES: tuple[str, ...] = ("poisonguard.dvc.cli",)
 
 
 class _Parser(argparse.ArgumentParser):
