@@ -48,3 +48,40 @@ def files(tmp_path: Path, frames: dict[str, pd.DataFrame]) -> dict[str, Path]:
     frames["holdout"].to_parquet(paths["holdout"], index=False)
     frames["incoming"].to_parquet(paths["incoming"], index=False)
     return paths
+
+
+FAST_POLICY = """\
+# Real checks, cheaper settings: tests of the store, ledger and promotion, not of detection.
+checks:
+  label_flips: {model: logistic, n_folds: 3}
+  baseline: {enabled: false}
+  drift: {enabled: false}
+  cumulative: {enabled: false}
+"""
+
+
+@pytest.fixture
+def fast_policy(tmp_path: Path) -> Path:
+    path = tmp_path / "fast.yml"
+    path.write_text(FAST_POLICY)
+    return path
+
+
+@pytest.fixture
+def store(tmp_path: Path, files: dict[str, Path]):
+    """A dataset store 'toy' created from the reference (golden) and holdout files."""
+    from poisonguard.store import Actor, DatasetStore
+
+    return DatasetStore.create(tmp_path / "stores", "toy", golden=files["reference"], label="y",
+                               holdout=files["holdout"], actor=Actor("test"))
+
+
+def batch_file(tmp_path: Path, name: str, seed: int, n: int = 300, flip_fraction: float = 0.0) -> Path:
+    """A fresh incoming batch (distinct rows for each seed), with a share of labels flipped."""
+    frame = make_frame(n, seed)
+    if flip_fraction:
+        rows = np.random.default_rng(seed).choice(n, int(flip_fraction * n), replace=False)
+        frame.loc[rows, "y"] = frame.loc[rows, "y"].map({"c0": "c1", "c1": "c0"})
+    path = tmp_path / f"{name}.parquet"
+    frame.to_parquet(path, index=False)
+    return path

@@ -32,7 +32,7 @@ def test_clean_batch_promotes_with_every_output(tmp_path, files, frames, capsys)
     verdict = json.loads((out / "verdict.json").read_text())
     assert verdict["decision"] == "promote" and verdict["reasons"] == []
     assert set(verdict["checks"]) == {"provenance", "schema", "outliers", "label_flips", "backdoor", "baseline",
-                                      "drift"}
+                                      "drift", "cumulative"}
     assert all(c["status"] in ("pass", "warn") for c in verdict["checks"].values())
     assert len(verdict["policy_sha256"]) == 64 and len(verdict["provenance"]["rows_root"]) == 64
     clean = pd.read_parquet(out / "clean.parquet")

@@ -16,3 +16,17 @@ def test_core_imports_no_airflow_and_no_heavy_library():
     loaded = _modules_after("import poisonguard.gate, poisonguard.cli, poisonguard.policy, poisonguard.checks")
     for heavy in ("airflow", "great_expectations", "evidently", "dvc", "sklearn"):
         assert heavy not in loaded, f"importing the core pulled in {heavy}"
+
+
+def test_nothing_is_unpickled():
+    """No module of the product loads pickles: fitted state is npz/JSON (``allow_pickle=False``),
+    data is Parquet, and models are refitted from trusted data rather than stored."""
+    import re
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src" / "poisonguard"
+    unsafe = re.compile(r"\bimport pickle\b|\bfrom pickle\b|\bjoblib\b|read_pickle|allow_pickle\s*=\s*True|"
+                        r"torch\.load|cloudpickle|dill\b|\bshelve\b|np\.load\((?![^)]*allow_pickle=False)")
+    found = [f"{p.relative_to(src)}:{i}" for p in src.rglob("*.py")
+             for i, line in enumerate(p.read_text().splitlines(), 1) if unsafe.search(line)]
+    assert found == []

@@ -10,6 +10,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from poisonguard import __version__
 from poisonguard.errors import PoisonguardError, UsageError
@@ -18,7 +19,7 @@ EXIT_PROMOTE, EXIT_BLOCK, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
 
 # Further subcommands: each module has ``add_parser(subparsers)`` that registers its parser with
 # ``set_defaults(handler=fn)``, where ``fn(args) -> exit code``. Modules import cheaply.
-_SUBCOMMAND_MODULES: tuple[str, ...] = ("poisonguard.dvc.cli",)
+_SUBCOMMAND_MODULES: tuple[str, ...] = ("poisonguard.cli_store", "poisonguard.dvc.cli")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="trusted rows no model trains on (default: split off the reference, seeded)")
     check.add_argument("--policy", metavar="FILE", help="the dataset's policy YAML (default: built-in defaults)")
     check.add_argument("--id-column", metavar="COLUMN", help="a row id column: carried along, not used as a feature")
+    check.add_argument("--golden", metavar="PATH",
+                       help="the frozen golden reference: the cumulative check measures everything in the reference "
+                       "since it, plus this batch, against it (slow-poisoning defence)")
+    check.add_argument("--ledger", metavar="FILE", help="append this run's record to a tamper-evident ledger file")
     check.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     check.set_defaults(handler=_check)
     for module in _SUBCOMMAND_MODULES:
@@ -51,9 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check(args: argparse.Namespace) -> int:
     from poisonguard.gate import run_gate
+    from poisonguard.settings import signing_key
 
+    key = signing_key()
     run = run_gate(args.reference, args.incoming, label=args.label, out_dir=args.out, holdout=args.holdout,
-                   policy=args.policy, id_column=args.id_column)
+                   policy=args.policy, id_column=args.id_column, golden=args.golden, signing_key=key)
+    if args.ledger:
+        from poisonguard.store import record_check
+
+        record_check(Path(args.ledger), Path(args.out), key)
     v = run.verdict
     print(f"{str(v.decision).upper()}: {len(v.quarantined_rows)} of {v.n_rows} rows quarantined; "
           f"outputs in {args.out}")

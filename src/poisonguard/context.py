@@ -96,6 +96,9 @@ class GateContext:
     id_column: str | None = None
     out_dir: Path | None = None
     sources: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)
+    # The frozen golden reference, when there is one (slow-poisoning defence); the reference may
+    # then be golden + what was promoted since.
+    golden: pd.DataFrame | None = None
     # Positions of incoming rows the row-level checks flagged for quarantine; set by the gate
     # before the batch-level checks (baseline, drift) run, which compare "clean" with "raw".
     suspect_rows: np.ndarray | None = None

@@ -20,6 +20,7 @@ import pandas as pd
 from poisonguard.checks import CheckDef
 from poisonguard.context import GateContext
 from poisonguard.errors import CheckTimeout, InputError
+from poisonguard.ledger import SigningKey
 from poisonguard.policy import Policy, load_policy
 from poisonguard.results import CheckResult, Verdict
 from poisonguard.telemetry import disable_telemetry
@@ -125,9 +126,12 @@ def run_check(check: CheckDef, frame: pd.DataFrame, spec: Any, ctx: GateContext)
 
 def run_gate(reference: str | Path, incoming: str | Path, *, label: str, out_dir: str | Path | None,
              holdout: str | Path | None = None, policy: Policy | str | Path | None = None,
-             id_column: str | None = None, progress: Callable[[str], None] | None = None) -> GateRun:
+             id_column: str | None = None, progress: Callable[[str], None] | None = None,
+             signing_key: SigningKey | None = None, golden: str | Path | None = None) -> GateRun:
     """Gate one batch end to end and write ``verdict.json``, ``quarantine.parquet``,
-    ``report.html`` (and ``clean.parquet`` on promote) to ``out_dir``.
+    ``report.html`` (and ``clean.parquet`` on promote) to ``out_dir``; the verdict is signed
+    with ``signing_key`` (HMAC) when one is given. ``golden`` is the frozen golden reference the
+    cumulative (slow-poisoning) check compares everything since it against.
 
     Runs every stage of :mod:`poisonguard.stages` in this process, in a temporary work directory.
     Raises :class:`~poisonguard.errors.InputError` / :class:`~poisonguard.errors.PolicyError`
@@ -143,4 +147,5 @@ def run_gate(reference: str | Path, incoming: str | Path, *, label: str, out_dir
         outputs.prepare_out_dir(out)
     with tempfile.TemporaryDirectory(prefix="poisonguard-") as work:
         return stages.run_all(reference, incoming, label=label, work_dir=work, out_dir=out, holdout=holdout,
-                              policy=policy, id_column=id_column, progress=progress)
+                              policy=policy, id_column=id_column, progress=progress, signing_key=signing_key,
+                              golden=golden)

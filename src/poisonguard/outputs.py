@@ -21,6 +21,7 @@ from poisonguard.results import CheckResult, Verdict
 if TYPE_CHECKING:
     from poisonguard.context import GateContext
     from poisonguard.gate import GateRun
+    from poisonguard.ledger import SigningKey
 
 OUTPUT_FILES = ("verdict.json", "clean.parquet", "quarantine.parquet", "report.html", "drift.html",
                 "schema_suite.json")
@@ -37,13 +38,24 @@ def prepare_out_dir(out: Path) -> None:
         (out / name).unlink(missing_ok=True)
 
 
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``path`` so that a crash leaves the old file or the new one, never a part."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
@@ -52,6 +64,7 @@ def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 def verdict_document(verdict: Verdict, results: tuple[CheckResult, ...], provenance: dict[str, Any],
@@ -87,8 +100,12 @@ def quarantine_frame(frame: pd.DataFrame, verdict: Verdict, results: tuple[Check
     return q
 
 
-def write_outputs(run: GateRun, ctx: GateContext) -> None:
+def write_outputs(run: GateRun, ctx: GateContext, key: SigningKey | None = None) -> dict[str, Any]:
+    """Write the outputs; verdict.json last, with the SHA-256 of every other output in its
+    ``outputs`` block and, when a key is set, an HMAC ``signature``. Returns the document written."""
+    from poisonguard.checks.provenance import hash_file
     from poisonguard.report import render_report
+    from poisonguard.store import sign_document
 
     out = run.out_dir
     assert out is not None
@@ -98,5 +115,9 @@ def write_outputs(run: GateRun, ctx: GateContext) -> None:
         keep = np.setdiff1d(np.arange(len(run.incoming)), np.asarray(verdict.quarantined_rows, dtype=np.int64))
         atomic_write_parquet(out / "clean.parquet", run.incoming.iloc[keep].reset_index(drop=True))
     atomic_write_bytes(out / "report.html", render_report(run, ctx).encode("utf-8"))
-    blob = json.dumps(run.document, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    # The data files only: the HTML pages carry timestamps and ids that differ between identical runs.
+    data = [n for n in ("clean.parquet", "quarantine.parquet") if (out / n).exists()]
+    document = sign_document(run.document | {"outputs": {n: hash_file(out / n) for n in data}}, key)
+    blob = json.dumps(document, indent=2, sort_keys=True, allow_nan=False) + "\n"
     atomic_write_bytes(out / "verdict.json", blob.encode("utf-8"))
+    return document

@@ -32,6 +32,7 @@ class ChecksPolicy(BaseModel):
     backdoor: _checks.backdoor.Spec = Field(default_factory=_checks.backdoor.Spec)
     baseline: _checks.baseline.Spec = Field(default_factory=_checks.baseline.Spec)
     drift: _checks.drift.Spec = Field(default_factory=_checks.drift.Spec)
+    cumulative: _checks.cumulative.Spec = Field(default_factory=_checks.cumulative.Spec)
 
     def get(self, name: str) -> Any:
         return getattr(self, "schema_" if name == "schema" else name)
@@ -148,3 +149,7 @@ def policy_reference_markdown() -> str:
         lines.append(f"| **`checks.{name}`** | | {check.doc} Finding codes (default severity): {codes}. |")
         add(f"checks.{name}.", check.spec, common)
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m poisonguard.policy: the README's policy reference
+    print(policy_reference_markdown())

@@ -35,6 +35,7 @@ from poisonguard.context import GateContext
 from poisonguard.decide import decide
 from poisonguard.errors import InputError, UsageError
 from poisonguard.gate import GateRun, build_context, guarded, run_check
+from poisonguard.ledger import SigningKey
 from poisonguard.parts import Fitted, PartScores, merge
 from poisonguard.policy import Policy, load_policy, policy_from_dict
 from poisonguard.reading import (
@@ -52,22 +53,26 @@ from poisonguard.telemetry import disable_telemetry
 
 log = logging.getLogger("poisonguard")
 TRUSTED = ("reference", "holdout")
-_STALE = ("results", "fitted", "parts", "incoming")
+_STALE = ("results", "fitted", "parts", "incoming", "golden.parquet")
 
 
 # --------------------------------------------------------------------------- prepare
 
 def prepare(reference: str | Path, incoming: str | Path, *, label: str, work_dir: str | Path,
             holdout: str | Path | None = None, policy: Policy | str | Path | None = None,
-            id_column: str | None = None) -> dict[str, Any]:
+            id_column: str | None = None, golden: str | Path | None = None) -> dict[str, Any]:
     """Read and check the trusted inputs, split the holdout, and describe each file of the batch
     (Parquet files from their footer; a CSV file is read and stored as one Parquet part).
+    ``golden`` is the frozen golden reference the cumulative check measures against.
 
     Raises :class:`InputError` / :class:`~poisonguard.errors.PolicyError` like the CLI."""
     disable_telemetry()
     work = Path(work_dir)
     for sub in _STALE:
-        shutil.rmtree(work / sub, ignore_errors=True)
+        if (work / sub).is_dir():
+            shutil.rmtree(work / sub)
+        else:
+            (work / sub).unlink(missing_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     if not isinstance(policy, Policy):
         policy = load_policy(policy)
@@ -78,6 +83,10 @@ def prepare(reference: str | Path, incoming: str | Path, *, label: str, work_dir
     hold_t = read_table(holdout, role="holdout") if holdout is not None else None
     if hold_t is not None:
         check_columns(list(hold_t.frame.columns), columns, "holdout", hold_t.files[0], label, id_column)
+    gold_t = read_table(golden, role="golden") if golden is not None else None
+    if gold_t is not None:
+        check_columns(list(gold_t.frame.columns), columns, "golden", gold_t.files[0], label, id_column)
+        gold_t.frame[columns].to_parquet(work / "golden.parquet", index=False)
     parts, incoming_files = _describe_incoming(Path(incoming), work, columns, label, id_column)
     ctx = build_context(ref_t.frame, None if hold_t is None else hold_t.frame[columns], label, policy,
                         id_column=id_column)
@@ -86,6 +95,8 @@ def prepare(reference: str | Path, incoming: str | Path, *, label: str, work_dir
     for name, frame in zip(TRUSTED, (ctx.reference, ctx.holdout), strict=True):
         frame.to_parquet(work / f"{name}.parquet", index=False)
     sources = {"reference": ref_t.files, "incoming": incoming_files} | ({"holdout": hold_t.files} if hold_t else {})
+    sources |= {"golden": gold_t.files} if gold_t else {}
+    sources = {k: tuple(p.resolve() for p in v) for k, v in sources.items()}  # promotion re-reads them from anywhere
     meta = {"label": label, "id_column": id_column, "policy": policy.to_dict(), "started": started,
             "columns": columns, "sources": {k: [str(p) for p in v] for k, v in sources.items()},
             "parts": [{"path": str(p.path), "rows": p.rows, "sha256": p.sha256} for p in parts]}
@@ -145,8 +156,9 @@ def load(work: Path) -> Loaded:
         meta = json.loads(meta_path.read_text())
         policy = policy_from_dict(meta["policy"], source=str(meta_path))
         ref, hold = (pd.read_parquet(work / f"{n}.parquet") for n in TRUSTED)
+        golden = pd.read_parquet(work / "golden.parquet") if (work / "golden.parquet").exists() else None
         ctx = GateContext(reference=ref, holdout=hold, label=meta["label"], seed=policy.seed,
-                          id_column=meta["id_column"],
+                          id_column=meta["id_column"], golden=golden,
                           sources={k: tuple(Path(p) for p in v) for k, v in meta["sources"].items()})
         parts = [Part(Path(p["path"]), p["rows"], tuple(meta["columns"]), p["sha256"]) for p in meta["parts"]]
         _LOADED.clear()
@@ -332,8 +344,9 @@ def load_result(work: Path, name: str) -> CheckResult:
 
 # --------------------------------------------------------------------------- finish
 
-def finish(work_dir: str | Path, out_dir: str | Path | None) -> GateRun:
-    """Decide from every check's result and write the outputs to ``out_dir`` (when given)."""
+def finish(work_dir: str | Path, out_dir: str | Path | None, *, signing_key: SigningKey | None = None) -> GateRun:
+    """Decide from every check's result and write the outputs to ``out_dir`` (when given); the
+    verdict is signed with ``signing_key`` when one is given."""
     from poisonguard import outputs
 
     work = Path(work_dir)
@@ -346,14 +359,15 @@ def finish(work_dir: str | Path, out_dir: str | Path | None) -> GateRun:
                                         loaded.policy, label=loaded.meta["label"], started=loaded.meta["started"])
     out = Path(out_dir) if out_dir is not None else None
     run = GateRun(verdict, results, frame, document, out)
-    if out is not None:
-        keep = {a for r in results for a in r.artifacts}
-        out.mkdir(parents=True, exist_ok=True)
-        for name in outputs.OUTPUT_FILES:
-            if name not in keep:
-                (out / name).unlink(missing_ok=True)
-        outputs.write_outputs(run, loaded.ctx)
-    return run
+    if out is None:
+        return run
+    keep = {a for r in results for a in r.artifacts}
+    out.mkdir(parents=True, exist_ok=True)
+    for name in outputs.OUTPUT_FILES:
+        if name not in keep:
+            (out / name).unlink(missing_ok=True)
+    written = outputs.write_outputs(run, loaded.ctx, signing_key)
+    return GateRun(verdict, results, frame, written, out)
 
 
 def _row_digests(work: Path, loaded: Loaded, frame: pd.DataFrame) -> np.ndarray:
@@ -368,12 +382,13 @@ def _row_digests(work: Path, loaded: Loaded, frame: pd.DataFrame) -> np.ndarray:
 def run_all(reference: str | Path, incoming: str | Path, *, label: str, work_dir: str | Path,
             out_dir: str | Path | None, holdout: str | Path | None = None,
             policy: Policy | str | Path | None = None, id_column: str | None = None,
-            progress: Callable[[str], None] | None = None) -> GateRun:
+            progress: Callable[[str], None] | None = None, signing_key: SigningKey | None = None,
+            golden: str | Path | None = None) -> GateRun:
     """Every stage in order, in this process."""
     say = progress or log.info
     work = Path(work_dir)
     plan = prepare(reference, incoming, label=label, work_dir=work, holdout=holdout, policy=policy,
-                   id_column=id_column)
+                   id_column=id_column, golden=golden)
     say(f"read {plan['reference_rows']} reference and {plan['holdout_rows']} holdout rows; "
         f"the batch has {plan['rows']} rows in {len(plan['parts'])} part(s)")
     for name in plan["row_checks"]:
@@ -393,4 +408,4 @@ def run_all(reference: str | Path, incoming: str | Path, *, label: str, work_dir
             state = f"ERROR {info['error']}" if info["error"] else \
                 f"{info['flagged_rows']} row(s) flagged, {len(info['reasons'])} blocking finding(s)"
             say(f"{check.name}: {state} ({info['seconds']:.1f} s)")
-    return finish(work, out_dir)
+    return finish(work, out_dir, signing_key=signing_key)

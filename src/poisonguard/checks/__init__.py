@@ -27,6 +27,7 @@ import pandas as pd
 from poisonguard.checks import (
     backdoor,
     baseline,
+    cumulative,
     drift,
     label_flips,
     outliers,
@@ -90,5 +91,5 @@ def _composed(module: ModuleType) -> Callable[..., CheckResult]:
 # Order is the order of the flow in DESIGN.md.
 REGISTRY: dict[str, CheckDef] = {
     d.name: d
-    for d in map(CheckDef.of, (provenance, schema, outliers, label_flips, backdoor, baseline, drift))
+    for d in map(CheckDef.of, (provenance, schema, outliers, label_flips, backdoor, baseline, drift, cumulative))
 }

@@ -1,6 +1,7 @@
-"""Schema: a Great Expectations 1.x suite over the batch — column types, ranges, categories,
-nulls and the label's domain — from the policy where it says so, otherwise inferred from the
-reference. Rows that break a row-level expectation are reported with their positions.
+"""Schema: a Great Expectations 1.x suite of column types, ranges, categories, nulls and the label's domain.
+
+The suite comes from the policy where it says so, otherwise it is inferred from the reference.
+Rows that break a row-level expectation are reported with their positions.
 
 Score per row: the number of row-level expectations the row breaks (0 = none; higher = more
 suspicious).

@@ -1,0 +1,231 @@
+"""A tamper-evident ledger: one JSON line per record, hash-chained, HMAC-signed when a key is set.
+
+Each record holds ``seq`` (0, 1, 2, ...), ``prev`` (the previous record's hash), ``kind``, ``time``,
+``body`` and ``hash`` = SHA-256 of the canonical JSON of those five fields. With a signing key,
+``signature`` = HMAC-SHA256(key, hash) and ``key_id`` name the key. :func:`verify` recomputes
+every hash, link and signature and says which record was edited, removed, reordered or inserted.
+
+Appending is the commit point of every change to a dataset store: a record is one ``write`` of
+one line, flushed and fsynced. A crash can leave at most a torn last line (no newline); it never
+counted, :func:`verify` reports it as such and the next append (under the lock) cuts it off.
+
+What the chain does not do on its own: someone who can rewrite the whole file can recompute every
+hash. A signing key stops that (they cannot sign); cutting records off the end is caught by
+comparing with a head hash kept elsewhere (every verdict and promotion carries the head it saw).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from poisonguard.errors import InputError
+
+GENESIS = "0" * 64
+
+
+def canonical(obj: Any) -> bytes:
+    """The one JSON serialisation that is hashed and signed."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """An HMAC key and the id recorded beside each signature (never the key itself)."""
+
+    secret: bytes
+    key_id: str
+
+    def sign(self, message: bytes) -> str:
+        return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
+
+    def verify(self, message: bytes, signature: str) -> bool:
+        return hmac.compare_digest(self.sign(message), signature)
+
+    @classmethod
+    def from_text(cls, text: str, key_id: str | None = None) -> SigningKey:
+        secret = text.encode()
+        if len(secret) < 16:
+            raise InputError("the signing key is too short: use at least 16 characters (32 random bytes, hex, "
+                             "is better). Set POISONGUARD_SIGNING_KEY to a longer secret.")
+        return cls(secret, key_id or hashlib.sha256(b"poisonguard-key-id:" + secret).hexdigest()[:12])
+
+
+@dataclass(frozen=True)
+class Record:
+    seq: int
+    prev: str
+    kind: str
+    time: str
+    body: Mapping[str, Any]
+    hash: str
+    signature: str | None = None
+    key_id: str | None = None
+
+    def content(self) -> dict[str, Any]:
+        return {"seq": self.seq, "prev": self.prev, "kind": self.kind, "time": self.time, "body": self.body}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.content() | {"hash": self.hash}
+        if self.signature is not None:
+            d |= {"signature": self.signature, "key_id": self.key_id}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Record:
+        return cls(int(d["seq"]), str(d["prev"]), str(d["kind"]), str(d["time"]), d["body"], str(d["hash"]),
+                   d.get("signature"), d.get("key_id"))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing :func:`verify` found; ``line`` is 1-based in the file."""
+
+    line: int
+    seq: int | None
+    what: str
+    tampering: bool = True
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" + (f" (record {self.seq})" if self.seq is not None else "")
+        return f"{where}: {self.what}"
+
+
+def _hash(content: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical(content)).hexdigest()
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class Ledger:
+    """The ledger file at ``path``. Callers serialise appends (a dataset store holds its lock)."""
+
+    def __init__(self, path: Path, key: SigningKey | None = None) -> None:
+        self.path = Path(path)
+        self.key = key
+
+    def _lines(self) -> tuple[list[bytes], bool]:
+        """Complete lines, and whether a torn (unterminated) last line follows them."""
+        if not self.path.exists():
+            return [], False
+        data = self.path.read_bytes()
+        lines = data.split(b"\n")
+        torn = lines[-1] != b""
+        return lines[:-1], torn
+
+    def records(self) -> list[Record]:
+        """Every complete record, in file order (unverified: see :func:`verify`)."""
+        out = []
+        for i, line in enumerate(self._lines()[0], start=1):
+            try:
+                out.append(Record.from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError) as e:
+                raise InputError(f"ledger {self.path} line {i} is not a ledger record ({e}). "
+                                 "Run 'poisonguard ledger verify' to see what happened to it.") from None
+        return out
+
+    def head(self) -> tuple[int, str]:
+        """``(records, hash of the last one)``; ``(0, GENESIS)`` for an empty ledger."""
+        records = self.records()
+        return (len(records), records[-1].hash) if records else (0, GENESIS)
+
+    def find(self, kind: str, **match: Any) -> Record | None:
+        """The last record of ``kind`` whose body has every ``match`` item."""
+        for record in reversed(self.records()):
+            if record.kind == kind and all(record.body.get(k) == v for k, v in match.items()):
+                return record
+        return None
+
+    def append(self, kind: str, body: Mapping[str, Any]) -> Record:
+        """Add one record at the end (cutting off a torn last line first) and fsync it."""
+        lines, torn = self._lines()
+        if torn:
+            with open(self.path, "r+b") as f:
+                f.truncate(sum(len(line) + 1 for line in lines))
+        last = Record.from_dict(json.loads(lines[-1])) if lines else None
+        content = {"seq": 0 if last is None else last.seq + 1, "prev": GENESIS if last is None else last.hash,
+                   "kind": kind, "time": now(), "body": json.loads(canonical(body))}
+        digest = _hash(content)
+        record = Record(content["seq"], content["prev"], kind, content["time"], content["body"], digest,
+                        self.key.sign(digest.encode()) if self.key else None, self.key.key_id if self.key else None)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, canonical(record.to_dict()) + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return record
+
+
+def verify(ledger: Ledger, *, require_signatures: bool | None = None) -> list[Problem]:
+    """Every problem with the ledger; empty when it is intact.
+
+    Finds: a record whose content no longer matches its hash (edited), records out of ``seq``
+    order (reordered), a ``seq`` that appears twice (inserted), gaps in ``seq`` (removed), a
+    record that does not link to the one before it (inserted or replaced), a missing or wrong
+    signature when a key is set (``require_signatures`` defaults to whether the ledger has a
+    key), and a torn last line (an interrupted write: reported, but not as tampering)."""
+    lines, torn = ledger._lines()
+    if require_signatures is None:
+        require_signatures = ledger.key is not None
+    problems: list[Problem] = []
+    parsed: list[tuple[int, Record]] = []
+    for i, line in enumerate(lines, start=1):
+        try:
+            parsed.append((i, Record.from_dict(json.loads(line))))
+        except (ValueError, KeyError, TypeError):
+            problems.append(Problem(i, None, "not a ledger record (the line was edited or corrupted)"))
+    for i, r in parsed:
+        if _hash(r.content()) != r.hash:
+            problems.append(Problem(i, r.seq, "its content does not match its hash: the record was edited"))
+        problems.extend(_signature_problems(ledger.key, require_signatures, i, r))
+    first_line: dict[int, int] = {}
+    for i, r in parsed:
+        if r.seq in first_line:
+            problems.append(Problem(i, r.seq, f"its seq repeats line {first_line[r.seq]}: a record was inserted"))
+        else:
+            first_line[r.seq] = i
+    seqs = [r.seq for _, r in parsed]
+    if seqs != sorted(seqs):
+        moved = [(i, r.seq) for k, (i, r) in enumerate(parsed) if k and r.seq < parsed[k - 1][1].seq]
+        for i, seq in moved:
+            problems.append(Problem(i, seq, "it stands after a later record: records were reordered"))
+    by_seq = {r.seq: r for _, r in sorted(parsed, key=lambda x: -x[0])}  # first occurrence wins
+    expected = 0
+    for seq in sorted(by_seq):
+        if seq > expected:
+            gone = f"{expected}" if seq == expected + 1 else f"{expected} to {seq - 1}"
+            problems.append(Problem(first_line[seq], seq, f"record(s) {gone} are missing: removed from the ledger"))
+        else:
+            before = GENESIS if seq == 0 else by_seq[seq - 1].hash
+            if by_seq[seq].prev != before:
+                problems.append(Problem(first_line[seq], seq, "it does not link to the record before it: a record "
+                                        "was inserted, replaced or re-hashed"))
+        expected = seq + 1
+    if torn:
+        problems.append(Problem(len(lines) + 1, None, "an incomplete last line (a write interrupted by a crash); "
+                                "it never counted and the next append removes it", tampering=False))
+    return sorted(problems, key=lambda p: p.line)
+
+
+def _signature_problems(key: SigningKey | None, required: bool, line: int, r: Record) -> list[Problem]:
+    if r.signature is None:
+        return [Problem(line, r.seq, "it is not signed, but a signing key is configured: the record was "
+                        "inserted or re-written without the key")] if required else []
+    if key is None:
+        return []
+    if r.key_id != key.key_id:
+        return [Problem(line, r.seq, f"signed with key '{r.key_id}', not the configured key '{key.key_id}'")]
+    if not key.verify(r.hash.encode(), r.signature):
+        return [Problem(line, r.seq, "its signature is invalid: the record was forged, or edited and re-hashed")]
+    return []

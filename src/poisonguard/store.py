@@ -1,0 +1,362 @@
+"""A dataset store: one dataset's trusted data, promoted batches, quarantine and ledger.
+
+Layout of ``ROOT/<dataset>/``::
+
+    store.json            what the store is: dataset, label, golden and holdout hashes (written once)
+    golden.parquet        the frozen, hashed golden reference (read-only)
+    holdout.parquet       trusted rows no model trains on (optional)
+    ledger.jsonl          the hash-chained ledger: the one source of truth of what happened
+    batches/<batch>/      a promoted batch: clean.parquet, quarantine.parquet, verdict.json (immutable)
+    runs/<batch>/         a gate run's outputs (verdict, report, quarantine), promoted or not
+    work/<batch>/         a gate run's work files
+    cache/                materialised references (rebuilt at will)
+    .lock                 serialises every change to this dataset
+
+Every change is committed by appending one ledger record, after the files it refers to are in
+place (written to a temporary name, fsynced, renamed). A crash at any moment leaves either the old
+state (the record is missing: files without a record are ignored, then reused or replaced) or the
+new one (the record and its files). The promoted state is read from the ledger, never from a
+directory listing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from poisonguard import __version__
+from poisonguard.errors import InputError, PoisonguardError, UsageError
+from poisonguard.ledger import Ledger, Record, SigningKey, canonical
+from poisonguard.locks import file_lock
+from poisonguard.outputs import atomic_write_bytes, atomic_write_parquet, fsync_dir
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$")
+
+
+class PromotionRefused(PoisonguardError):
+    """What was asked to be promoted is not what the gate passed (exit code 5)."""
+
+    exit_code = 5
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who or what ran a step: the CLI, an Airflow task, a DVC stage; and the person, if any."""
+
+    kind: str = "cli"
+    user: str | None = None
+    dag_id: str | None = None
+    run_id: str | None = None
+    task_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def cli(cls) -> Actor:
+        return cls("cli", user=os.environ.get("USER") or os.environ.get("LOGNAME"))
+
+
+def check_name(value: str, what: str) -> str:
+    if not _NAME.match(value):
+        raise UsageError(f"{what} '{value}' must be 1-128 letters, digits, '.', '_', '~' or '-', starting with a "
+                         "letter or digit.")
+    return value
+
+
+def sha256_file(path: Path) -> str:
+    from poisonguard.checks.provenance import hash_file
+
+    return hash_file(path)
+
+
+def document_sha256(document: Mapping[str, Any]) -> str:
+    """The hash a verdict is known by: over its canonical JSON without the signature."""
+    return hashlib.sha256(canonical({k: v for k, v in document.items() if k != "signature"})).hexdigest()
+
+
+def sign_document(document: dict[str, Any], key: SigningKey | None) -> dict[str, Any]:
+    """``document`` with a ``signature`` block (HMAC of :func:`document_sha256`) when a key is set."""
+    if key is None:
+        return document
+    return document | {"signature": {"key_id": key.key_id, "hmac": key.sign(document_sha256(document).encode())}}
+
+
+def verify_document(document: Mapping[str, Any], key: SigningKey | None, where: Path) -> None:
+    """Refuse a verdict whose signature is missing or wrong while a key is configured."""
+    if key is None:
+        return
+    sig = document.get("signature")
+    if not isinstance(sig, Mapping) or "hmac" not in sig:
+        raise PromotionRefused(f"{where} is not signed, but a signing key is configured. Only a verdict this "
+                               "gate signed can be promoted; re-run the gate.")
+    if sig.get("key_id") != key.key_id or not key.verify(document_sha256(document).encode(), str(sig["hmac"])):
+        raise PromotionRefused(f"{where} has an invalid signature: it was edited, or signed with another key. "
+                               "Re-run the gate.")
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """The outcome of :meth:`DatasetStore.promote`."""
+
+    batch: str
+    promoted: bool
+    already: bool
+    clean_rows: int
+    quarantined_rows: int
+    record: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class DatasetStore:
+    """One dataset's store under ``root/<dataset>``. See the module docstring for the layout."""
+
+    def __init__(self, root: str | Path, dataset: str, *, key: SigningKey | None = None) -> None:
+        self.dataset = check_name(dataset, "dataset")
+        self.path = Path(root) / dataset
+        self.key = key
+        self.ledger = Ledger(self.path / "ledger.jsonl", key)
+
+    # ------------------------------------------------------------------ creation and description
+
+    @classmethod
+    def create(cls, root: str | Path, dataset: str, *, golden: str | Path, label: str,
+               holdout: str | Path | None = None, key: SigningKey | None = None, actor: Actor | None = None,
+               max_reference_rows: int = 200_000) -> DatasetStore:
+        """Freeze ``golden`` (and ``holdout``) as the dataset's trusted start. Idempotent for the
+        same inputs; refuses to re-create a store with other ones."""
+        from poisonguard.checks.provenance import hash_rows, rows_root
+        from poisonguard.reading import check_trusted, read_table
+
+        store = cls(root, dataset, key=key)
+        table = read_table(golden, role="golden")
+        check_trusted(table.frame, label, None)
+        frame = table.frame
+        info = {"dataset": dataset, "label": label, "golden_rows": len(frame),
+                "golden_rows_root": rows_root(hash_rows(frame, list(frame.columns))),
+                "columns": [str(c) for c in frame.columns], "max_reference_rows": max_reference_rows,
+                "holdout_rows": None}
+        hold = None
+        if holdout is not None:
+            hold = read_table(holdout, role="holdout").frame
+            info["holdout_rows"] = len(hold)
+        with store.lock():
+            if (store.path / "store.json").exists():
+                existing = store.info
+                same = {k: existing.get(k) for k in info} == info
+                if not same:
+                    raise UsageError(f"a store for '{dataset}' already exists at {store.path} with other golden "
+                                     "data or settings. Use another dataset name or remove the store.")
+                return store
+            store.path.mkdir(parents=True, exist_ok=True)
+            atomic_write_parquet(store.path / "golden.parquet", frame)
+            os.chmod(store.path / "golden.parquet", 0o444)
+            if hold is not None:
+                atomic_write_parquet(store.path / "holdout.parquet", hold)
+            info["golden_sha256"] = sha256_file(store.path / "golden.parquet")
+            info["holdout_sha256"] = sha256_file(store.path / "holdout.parquet") if hold is not None else None
+            atomic_write_bytes(store.path / "store.json", json.dumps(info, indent=2, sort_keys=True).encode())
+            store.ledger.append("create", info | {"actor": (actor or Actor.cli()).to_dict(),
+                                                  "code_version": __version__})
+        return store
+
+    @property
+    def info(self) -> dict[str, Any]:
+        path = self.path / "store.json"
+        if not path.exists():
+            raise InputError(f"no store for dataset '{self.dataset}' at {self.path}. Create it with "
+                             f"'poisonguard store init --dataset {self.dataset} --golden PATH --label COLUMN'.")
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+    @property
+    def label(self) -> str:
+        return str(self.info["label"])
+
+    @property
+    def golden_path(self) -> Path:
+        """The golden reference, after checking it is still the file the store was created with."""
+        path = self.path / "golden.parquet"
+        if sha256_file(path) != self.info["golden_sha256"]:
+            raise InputError(f"the golden reference {path} no longer matches the hash recorded when the store was "
+                             "created: it was changed. Restore it; nothing can be gated against it.")
+        return path
+
+    @property
+    def holdout_path(self) -> Path | None:
+        if self.info.get("holdout_sha256") is None:
+            return None
+        path = self.path / "holdout.parquet"
+        if sha256_file(path) != self.info["holdout_sha256"]:
+            raise InputError(f"the holdout {path} no longer matches its recorded hash: it was changed. Restore it.")
+        return path
+
+    def run_dir(self, batch: str) -> Path:
+        return self.path / "runs" / check_name(batch, "batch")
+
+    def work_dir(self, batch: str) -> Path:
+        return self.path / "work" / check_name(batch, "batch")
+
+    # ------------------------------------------------------------------ locking
+
+    def lock(self, timeout: float = 600.0) -> contextlib.AbstractContextManager[None]:
+        """Hold the dataset's lock; runs on other datasets are not blocked. Raises
+        :class:`LockTimeout` after ``timeout`` seconds. Re-entrant within a process."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        return file_lock(self.path / ".lock", timeout, f"dataset '{self.dataset}'")
+
+    # ------------------------------------------------------------------ promoted state (from the ledger)
+
+    def records(self) -> list[Record]:
+        return self.ledger.records()
+
+    def promoted(self) -> list[dict[str, Any]]:
+        """Every promotion record's body, in ledger order."""
+        return [dict(r.body) for r in self.records() if r.kind == "promote"]
+
+    def reference_path(self, *, before: str | None = None) -> Path:
+        """A Parquet file of the golden reference plus the clean rows of promoted batches (those
+        whose ``key`` sorts before ``before``, when given), most recent first up to
+        ``max_reference_rows``, minus any row held in quarantine or rejected."""
+        info = self.info
+        batches = [p for p in self.promoted() if before is None or p["key"] < before]
+        batches.sort(key=lambda p: (p["key"], p["batch"]))
+        chosen, rows = [], int(info["golden_rows"])
+        for p in reversed(batches):
+            if rows + p["clean_rows"] > info["max_reference_rows"] and chosen:
+                break
+            chosen.append(p)
+            rows += p["clean_rows"]
+        chosen.reverse()
+        denied = self.denied_row_keys()
+        ident = canonical({"golden": info["golden_sha256"], "batches": [(p["batch"], p["clean_sha256"]) for p in chosen],
+                           "denied": hashlib.sha256(denied.tobytes()).hexdigest()})
+        path = self.path / "cache" / f"reference-{hashlib.sha256(ident).hexdigest()[:24]}.parquet"
+        if path.exists():
+            return path
+        frames = [pd.read_parquet(self.golden_path)]
+        for p in chosen:
+            clean = self.path / "batches" / p["batch"] / "clean.parquet"
+            if sha256_file(clean) != p["clean_sha256"]:
+                raise InputError(f"promoted batch {clean} no longer matches its ledger record: it was changed. "
+                                 "Restore it from a backup; the reference cannot be built.")
+            frames.append(pd.read_parquet(clean))
+        reference = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        if len(denied):
+            reference = reference[~np.isin(self._row_keys(reference), denied)].reset_index(drop=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_parquet(path, reference)
+        return path
+
+    def _row_keys(self, frame: pd.DataFrame) -> np.ndarray:
+        from poisonguard.checks.provenance import canonical_block, row_keys
+
+        return row_keys(canonical_block(frame, list(self.info["columns"])))
+
+    def denied_row_keys(self) -> np.ndarray:
+        """Keys of every row held in quarantine or rejected: they never enter a reference."""
+        from poisonguard import quarantine
+
+        return quarantine.denied_keys(self)
+
+    # ------------------------------------------------------------------ recording and promoting
+
+    def record_gate(self, out_dir: str | Path, batch: str, actor: Actor, *, key: str | None = None) -> Record:
+        """Append the gate run's record (once per verdict: a re-run with the same outcome adds nothing)."""
+        out = Path(out_dir)
+        document = json.loads((out / "verdict.json").read_text())
+        verify_document(document, self.key, out / "verdict.json")
+        digest = document_sha256(_stable(document))
+        with self.lock():
+            existing = self.ledger.find("gate", batch=batch, verdict_sha256=digest)
+            if existing is not None:
+                return existing
+            return self.ledger.append("gate", _gate_body(document, batch, digest, actor, key or batch, out))
+
+    def record_review(self, batch: str, *, approved: bool, reviewer: str, reason: str, actor: Actor) -> Record:
+        """Record a person's decision on a blocked batch, tied to the verdict they reviewed."""
+        document = json.loads((self.run_dir(batch) / "verdict.json").read_text())
+        digest = document_sha256(_stable(document))
+        if not reviewer.strip() or not reason.strip():
+            raise UsageError("a review needs the reviewer's name and a reason.")
+        with self.lock():
+            return self.ledger.append("review", {"batch": batch, "verdict_sha256": digest, "approved": approved,
+                                                 "reviewer": reviewer, "reason": reason, "actor": actor.to_dict(),
+                                                 "provenance": document["provenance"],
+                                                 "decision": document["decision"]})
+
+    def promote(self, out_dir: str | Path, batch: str, actor: Actor, *, key: str | None = None,
+                lock_timeout: float = 600.0) -> Promotion:
+        """Promote the gate run in ``out_dir`` as ``batch`` — verified, atomic and idempotent.
+
+        Verified: the verdict's signature (when a key is set), its decision (``promote``, or
+        ``block`` with a recorded approval of this very verdict), and the incoming data, re-read
+        and re-hashed, must match the verdict's file hashes and rows root; the clean rows are
+        re-derived from it. Atomic: the batch's files go in place first, the ledger record commits.
+        Idempotent: promoting the same verdict again changes nothing."""
+        from poisonguard import promotion
+
+        out = Path(out_dir)
+        check_name(batch, "batch")
+        with self.lock(lock_timeout):
+            return promotion.promote(self, out, batch, actor, key or batch)
+
+
+def _stable(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The verdict without what changes between identical runs (timings, signature)."""
+    return {k: v for k, v in document.items() if k not in ("run", "signature")}
+
+
+def _gate_body(document: Mapping[str, Any], batch: str, digest: str, actor: Actor, key: str,
+               out: Path) -> dict[str, Any]:
+    prov = document["provenance"]
+    return {"batch": batch, "key": key, "verdict_sha256": digest, "decision": document["decision"],
+            "reasons": document["reasons"], "quarantined_rows": len(document["quarantined_rows"]),
+            "rows": document["rows"]["incoming"], "incoming_sha256": prov["incoming_sha256"],
+            "reference_sha256": prov["reference_sha256"], "holdout_sha256": prov.get("holdout_sha256"),
+            "rows_root": prov["rows_root"], "policy_sha256": document["policy_sha256"],
+            "code_version": document["poisonguard_version"], "actor": actor.to_dict(), "run_dir": str(out.resolve()),
+            "outputs": document.get("outputs", {})}
+
+
+def fsync_tree(path: Path) -> None:
+    for f in sorted(path.rglob("*")):
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    fsync_dir(path)
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move a fully written ``tmp`` directory to ``final`` (replacing an uncommitted leftover)."""
+    fsync_tree(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+
+
+def record_check(ledger_path: Path, out: Path, key: SigningKey | None) -> Record:
+    """Append a ``poisonguard check`` run (outputs in ``out``) to a standalone ledger file, once
+    per verdict; the batch is named after the output directory."""
+    document = json.loads((out / "verdict.json").read_text())
+    digest = document_sha256(_stable(document))
+    ledger = Ledger(ledger_path, key)
+    ledger_path.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(ledger_path.with_name(ledger_path.name + ".lock"), 600.0, f"ledger {ledger_path}"):
+        existing = ledger.find("gate", batch=out.name, verdict_sha256=digest)
+        if existing is not None:
+            return existing
+        return ledger.append("gate", _gate_body(document, out.name, digest, Actor.cli(), out.name, out))
