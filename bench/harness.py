@@ -69,26 +69,47 @@ def command(defence: str, files: Files, out: Path) -> list[str]:
     return cmd + (["--holdout", str(files.holdout)] if files.holdout is not None else [])
 
 
+GNU_TIME = Path("/usr/bin/time")
+
+
+def _hwm_bytes(pid: int) -> int:
+    """The process's own peak RSS so far (VmHWM), 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            line = next((x for x in f if x.startswith("VmHWM:")), "VmHWM: 0 kB")
+    except OSError:
+        return 0
+    return int(line.split()[1]) * 1024
+
+
 def measure(cmd: list[str], timeout: float, log: Path, env: dict[str, str] | None = None) -> tuple[int | None, float, int]:
     """Run ``cmd`` (with ``env`` added to this environment); returns (exit code or None on timeout,
-    wall seconds, peak RSS in bytes)."""
+    wall seconds, peak RSS in bytes).
+
+    Peak RSS comes from GNU time (``%M``) when it is installed, else from polling the process's
+    VmHWM. Not from ``os.wait4`` on our own child: Linux carries the high-water mark of the
+    forking parent (this process, holding the generated data) into the child's ``ru_maxrss``."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    rss_file = log.with_suffix(".rss")
+    wrapped = [str(GNU_TIME), "-f", "%M", "-o", str(rss_file), *cmd] if GNU_TIME.exists() else cmd
+    peak = 0
     with log.open("wb") as sink:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+        proc = subprocess.Popen(wrapped, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, **(env or {})})
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                wall = time.perf_counter() - start
-                proc.returncode = os.waitstatus_to_exitcode(status)
-                return proc.returncode, wall, usage.ru_maxrss * 1024
+        while proc.poll() is None:
             if time.perf_counter() - start > timeout:
                 os.killpg(proc.pid, signal.SIGKILL)
-                _, _, usage = os.wait4(proc.pid, 0)
-                proc.returncode = -9
-                return None, time.perf_counter() - start, usage.ru_maxrss * 1024
+                proc.wait()
+                return None, time.perf_counter() - start, peak
+            if not GNU_TIME.exists():
+                peak = max(peak, _hwm_bytes(proc.pid))
             time.sleep(0.01)
+        wall = time.perf_counter() - start
+    if GNU_TIME.exists() and rss_file.exists():
+        lines = rss_file.read_text().split()
+        peak = int(lines[-1]) * 1024 if lines and lines[-1].isdigit() else 0
+    return proc.returncode, wall, peak
 
 
 def run_defence(defence: str, files: Files, out: Path, timeout: float = 1800.0,
