@@ -155,6 +155,8 @@ def render(rows: list[dict], meta: dict) -> str:
         f"- **Threads**: matrix runs with {meta['matrix_threads_env'] or 'default threads'}; speed runs with "
         f"{meta['speed_threads_env'] or 'default threads (as users run)'}.",
     ]
+    if meta.get("note"):
+        parts.append(f"- **Note**: {meta['note']}")
     if meta.get("not_run"):
         parts.append(f"- **Not run**: {', '.join(meta['not_run'])} (cleanlab not installed).")
     tg = targets(summary, s)

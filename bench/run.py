@@ -52,6 +52,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="native threads per process in the speed section (default 1, for every defence alike: "
                         "on a shared machine OpenMP thread pools stall; poisonguard is also timed once with default "
                         "threads at the smallest size); 0 = leave as users run")
+    parser.add_argument("--no-threads-probe", action="store_true",
+                        help="skip the extra poisonguard run with default threads (part of the full run)")
     parser.add_argument("--render", action="store_true",
                         help="only rewrite RESULTS.md from the results.jsonl already in --out")
     return parser.parse_args(argv)
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     with threadpool_limits(1):
         if not args.no_speed:
             run_speed(sizes, defences, args.work, ref_rows=ref_rows, holdout_rows=holdout_rows, seed=SEED,
-                      env=speed_env, emit=emit, say=say, default_threads_too=args.mode == "full")
+                      env=speed_env, emit=emit, say=say, default_threads_too=args.mode == "full" and not args.no_threads_probe)
         if not args.no_matrix:
             for name, scenarios in plan.items():
                 if args.datasets is None or name in args.datasets:
