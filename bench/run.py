@@ -42,6 +42,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="generated batches and each run's outputs (default: bench/out/work)")
     parser.add_argument("--defences", nargs="+", choices=ALL_DEFENCES, default=list(ALL_DEFENCES))
     parser.add_argument("--datasets", nargs="+", help="only these datasets of the plan")
+    parser.add_argument("--scenarios", nargs="+", help="only these scenarios (slow_attack = its whole series)")
     parser.add_argument("--sizes", nargs="+", type=int, help="speed sizes instead of the plan's")
     parser.add_argument("--no-matrix", action="store_true", help="skip the scenario matrix")
     parser.add_argument("--no-speed", action="store_true", help="skip the speed section")
@@ -104,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_matrix:
             for name, scenarios in plan.items():
                 if args.datasets is None or name in args.datasets:
-                    run_dataset(name, scenarios, defences, args.work, matrix_env, emit, say)
+                    chosen = set(args.scenarios) if args.scenarios else scenarios
+                    run_dataset(name, chosen, defences, args.work, matrix_env, emit, say)
     meta = environment.describe() | {
         "mode": args.mode, "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
         "seconds": round(time.time() - started, 1), "defences": defences, "not_run": skipped,
