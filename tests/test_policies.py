@@ -19,4 +19,4 @@ def test_committed_policies_load(path):
 
 def test_readme_policy_reference_matches_the_code():
     assert policy_reference_markdown() in (ROOT / "README.md").read_text(), \
-        "README.md's policy reference is stale: paste the output of `python -m poisonguard.policy`"
+        "README.md's policy reference is stale: run `python -m poisonguard.policy --update README.md`"

@@ -151,5 +151,19 @@ def policy_reference_markdown() -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m poisonguard.policy: the README's policy reference
-    print(policy_reference_markdown())
+def update_readme(path: Path) -> None:
+    """Rewrite the policy reference between README.md's ``policy-reference`` markers."""
+    begin, end = "<!-- policy-reference:begin -->", "<!-- policy-reference:end -->"
+    text = path.read_text()
+    head, rest = text.split(begin)
+    _, tail = rest.split(end)
+    path.write_text(f"{head}{begin}\n{policy_reference_markdown()}\n{end}{tail}")
+
+
+if __name__ == "__main__":  # python -m poisonguard.policy [--update README.md]
+    import sys
+
+    if sys.argv[1:2] == ["--update"]:
+        update_readme(Path(sys.argv[2]))
+    else:
+        print(policy_reference_markdown())

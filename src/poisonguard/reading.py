@@ -212,21 +212,27 @@ def parquet_part(path: Path, role: str) -> Part:
 
 
 def read_part(part: Part, role: str) -> pd.DataFrame:
-    """Read one file of the batch, refusing it when its bytes are not the ones first hashed."""
+    """Read one file of the batch, refusing it when its bytes are not the ones first hashed.
+
+    The file is memory-mapped once: the hash and the Parquet reader see the same bytes (no
+    window for a swap between them) and neither copies them."""
     import hashlib
 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    data = part.path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != part.sha256:
-        raise InputError(f"{role} file {part.path} changed after the gate started (sha256 differs). "
-                         "Re-run the gate on data that is no longer being written.")
-    try:
-        frame = pq.read_table(pa.BufferReader(data)).to_pandas()
-    except (pa.ArrowException, OSError) as e:
-        raise InputError(f"{role} {part.path} is not a readable Parquet file ({_first_line(e)}). "
-                         "The file is corrupt or truncated; re-export it.") from None
+    with pa.memory_map(str(part.path), "r") as source:
+        data = source.read_buffer()
+        if hashlib.sha256(memoryview(data)).hexdigest() != part.sha256:
+            raise InputError(f"{role} file {part.path} changed after the gate started (sha256 differs). "
+                             "Re-run the gate on data that is no longer being written.")
+        try:
+            table = pq.read_table(pa.BufferReader(data))
+        except (pa.ArrowException, OSError) as e:
+            raise InputError(f"{role} {part.path} is not a readable Parquet file ({_first_line(e)}). "
+                             "The file is corrupt or truncated; re-export it.") from None
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table
     if len(frame) != part.rows:
         raise InputError(f"{role} {part.path} holds {len(frame)} rows but its footer says {part.rows}. "
                          "The file is corrupt; re-export it.")

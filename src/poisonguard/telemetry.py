@@ -8,6 +8,7 @@ Evidently, DVC, Airflow or scikit-learn is imported. Values already set by the u
 from __future__ import annotations
 
 import os
+import sys
 
 TELEMETRY_OFF: dict[str, str] = {
     # Great Expectations 1.x
@@ -22,14 +23,22 @@ TELEMETRY_OFF: dict[str, str] = {
 }
 
 
-# scikit-learn's gradient boosting runs OpenMP threads that busy-wait by default; on a shared or
-# oversubscribed machine (a CI runner, an Airflow worker running several tasks) that made one
-# fit 14x slower here (108 s against 7.8 s). Passive waiting costs nothing measurable when idle.
-RUNTIME_DEFAULTS: dict[str, str] = {"OMP_WAIT_POLICY": "PASSIVE"}
+# Thread pools that spin are a disaster on a shared or oversubscribed machine (a CI runner, an
+# Airflow worker running several tasks). Measured on this project's 2-core machine under load:
+# scikit-learn's gradient boosting with busy-waiting OpenMP threads took 108 s against 7.8 s with
+# passive ones; a logistic regression on 20k x 40 took 5.5 s with 2 OpenBLAS threads against
+# 0.17 s with one (the matrices here are narrow, so BLAS threads buy little even when idle).
+RUNTIME_DEFAULTS: dict[str, str] = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_NUM_THREADS": "1",
+                                    "MKL_NUM_THREADS": "1"}
 
 
 def disable_telemetry() -> None:
     """Set every telemetry switch to off, and the runtime defaults, in this process (and so in
-    its children)."""
+    its children). If NumPy was loaded before this was called (its BLAS read the environment
+    then), the BLAS pool is limited to the configured thread count directly."""
     for key, value in (TELEMETRY_OFF | RUNTIME_DEFAULTS).items():
         os.environ.setdefault(key, value)
+    if "numpy" in sys.modules:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=int(os.environ["OPENBLAS_NUM_THREADS"] or 1), user_api="blas")

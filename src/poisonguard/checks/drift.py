@@ -43,7 +43,7 @@ class Spec(CheckSpec):
     max_drifted_column_fraction: float = Field(
         0.3, ge=0, le=1, description="Block when more than this share of feature columns drifted.")
     max_rows: int = Field(
-        100_000, ge=1000, description="Rows per side handed to Evidently (seeded sample above this).")
+        50_000, ge=1000, description="Rows per side handed to Evidently (seeded sample above this).")
     html_report: bool = Field(True, description="Save Evidently's HTML report as drift.html beside report.html.")
 
 

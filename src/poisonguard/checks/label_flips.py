@@ -30,6 +30,7 @@ import pandas as pd
 from pydantic import Field
 
 from poisonguard.context import GateContext
+from poisonguard.models import classifier
 from poisonguard.parts import Fitted, PartScores
 from poisonguard.results import CheckResult, Finding, Severity
 from poisonguard.spec import CheckSpec
@@ -82,16 +83,6 @@ class Spec(CheckSpec):
     min_targeted_rows: int = Field(3, ge=1, description="...and at least this many rows, significantly above its reference rate.")
 
 
-def _classifier(kind: str, seed: int):
-    if kind == "gradient_boosting":
-        from sklearn.ensemble import HistGradientBoostingClassifier
-
-        return HistGradientBoostingClassifier(max_iter=100, random_state=seed)
-    from sklearn.linear_model import LogisticRegression
-
-    return LogisticRegression(C=1.0, max_iter=500)
-
-
 def _proba(model, x: np.ndarray, n_classes: int) -> np.ndarray:
     """Probabilities over all reference classes (a fold may lack one)."""
     out = np.zeros((len(x), n_classes))
@@ -119,7 +110,7 @@ def _fitted_models(kind: str, ctx: GateContext, spec: Spec):
 
         x, y = _training_set(ctx, spec)
         k = min(spec.n_neighbors, len(x) - 1)
-        return _classifier(kind, ctx.seed).fit(x, y), NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(x), k
+        return classifier(kind, ctx.seed).fit(x, y), NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(x), k
     return ctx.cached(("label_flips.models", kind, spec.max_fit_rows, spec.n_neighbors), fit_all)
 
 
@@ -167,7 +158,7 @@ def _out_of_fold(kind: str, x: np.ndarray, y: np.ndarray, n_classes: int, spec: 
     if folds < 2:  # a class too small to split: no out-of-fold model, neighbours decide
         return out
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
-        out[test] = _proba(_classifier(kind, seed).fit(x[train], y[train]), x[test], n_classes)
+        out[test] = _proba(classifier(kind, seed).fit(x[train], y[train]), x[test], n_classes)
     return out
 
 

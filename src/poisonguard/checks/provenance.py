@@ -88,14 +88,18 @@ def canonical_block(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return np.ascontiguousarray(np.hstack([_column_bytes(frame[c]) for c in columns]))
 
 
-def hash_rows(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """SHA-256 digest of each row over ``columns``: a (rows, 32) uint8 array."""
-    block = canonical_block(frame, columns)
-    width = block.shape[1]
-    flat = block.tobytes()
+def hash_rows(frame: pd.DataFrame, columns: list[str], chunk_rows: int = 100_000) -> np.ndarray:
+    """SHA-256 digest of each row over ``columns``: a (rows, 32) uint8 array (built chunk by
+    chunk, so the canonical bytes of a large batch are never all in memory at once)."""
+    out = np.empty((len(frame), 32), dtype=np.uint8)
     sha = hashlib.sha256
-    out = b"".join(sha(flat[i:i + width]).digest() for i in range(0, len(flat), width))
-    return np.frombuffer(out, dtype=np.uint8).reshape(len(frame), 32)
+    for start in range(0, len(frame), chunk_rows):
+        block = canonical_block(frame.iloc[start:start + chunk_rows], columns)
+        width = block.shape[1]
+        flat = memoryview(block.data).cast("B")
+        digests = b"".join(sha(flat[i:i + width]).digest() for i in range(0, len(flat), width))
+        out[start:start + len(block)] = np.frombuffer(digests, dtype=np.uint8).reshape(len(block), 32)
+    return out
 
 
 def rows_root(digests: np.ndarray) -> str:
