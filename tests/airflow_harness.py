@@ -129,10 +129,10 @@ class Services:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, name: str, *args: str) -> None:
-        log = open(self.home.path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        self.processes[name] = subprocess.Popen([str(BIN / "airflow"), *args], stdout=log, stderr=subprocess.STDOUT,
-                                                env=self.home.env, start_new_session=True,
-                                                preexec_fn=_die_with_parent)
+        with open(self.home.path / f"{name}.log", "wb") as log:  # the child keeps its own copy
+            self.processes[name] = subprocess.Popen([str(BIN / "airflow"), *args], stdout=log,
+                                                    stderr=subprocess.STDOUT, env=self.home.env,
+                                                    start_new_session=True, preexec_fn=_die_with_parent)
 
     def stop(self) -> None:
         """SIGTERM each process group we started, then SIGKILL what is left after 30 s."""
@@ -206,12 +206,11 @@ def running_services(home: AirflowHome, *names: str) -> Iterator[Services]:
     home.env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"{services.base_url}/execution/"
     (home.path / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"admin": "admin"}))
     try:
-        for name in names:
-            args = {"api-server": ("api-server", "--host", "127.0.0.1", "--port", str(services.port)),
-                    "scheduler": ("scheduler", "--skip-serve-logs")}.get(name, (name,))
-            services.start(name, *args)
-        if "api-server" in names:
+        if "api-server" in names:  # first: tasks report to it from their first second
+            services.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(services.port))
             services.wait_until("the api-server", lambda: _answers(services.base_url + "/api/v2/monitor/health"), 180, 2)
+        for name in (n for n in names if n != "api-server"):
+            services.start(name, *({"scheduler": ("scheduler", "--skip-serve-logs")}.get(name, (name,))))
         yield services
     finally:
         services.stop()

@@ -147,6 +147,12 @@ def test_airflow_validates_the_manual_dags_params_before_anything_runs(airflow_p
     assert result == {"good": "ok"} | {k: "ParamValidationError" for k in cases if k != "good"}
 
 
+def test_airflow_lists_poisonguard_as_a_provider(airflow_parse_home):
+    proc = airflow_parse_home.airflow("providers", "get", "poisonguard", "--output", "json")
+    [info] = json.loads(proc.stdout[proc.stdout.index("["):])
+    assert info == {"Provider": "poisonguard", "Version": "0.1.0"}
+
+
 def test_the_check_table_of_the_airflow_layer_is_the_core_registry():
     from poisonguard.airflow.catalog import CHECKS
     from poisonguard.checks import REGISTRY

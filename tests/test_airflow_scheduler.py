@@ -22,15 +22,18 @@ BLOCKED = "2025-01-02"
 
 def test_a_backfill_promotes_the_clean_dates_blocks_the_poisoned_one_and_a_reviewer_can_approve_it(
         tmp_path, gate_data):
+    # The store and landing roots come from the environment (as on a real deployment), the fast
+    # policy from the backfill's conf.
     home = migrated_home(tmp_path / "airflow", AIRFLOW__CORE__PARALLELISM="4",
-                         AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="2")
+                         POISONGUARD_STORE=str(gate_data.store_root), POISONGUARD_LANDING=str(gate_data.landing_root))
     for i, (date, scenario) in enumerate(DATES.items()):
         gate_data.land(date, scenario, files=3 if i == 0 else 1)
     home.airflow("dags", "reserialize")
     home.airflow("dags", "unpause", "poisonguard_ingest")  # a paused DAG's backfill runs wait
     with running_services(home, "scheduler", "api-server") as af:
         home.airflow("backfill", "create", "--dag-id", "poisonguard_ingest", "--from-date", "2025-01-01",
-                     "--to-date", "2025-01-03", "--max-active-runs", "1", "--dag-run-conf", _json(gate_data.conf()))
+                     "--to-date", "2025-01-03", "--max-active-runs", "1",
+                     "--dag-run-conf", _json({"policy": str(gate_data.policy)}))
 
         def finished():
             runs = af.request("GET", "/api/v2/dags/poisonguard_ingest/dagRuns")["dag_runs"]

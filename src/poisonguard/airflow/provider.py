@@ -12,8 +12,8 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "poisonguard",
         "name": "poisonguard",
-        "description": "A training-data poisoning gate: operators, a task-group factory (poisoning_gate) and "
-                       "human review of blocked batches.",
+        "description": "A training-data poisoning gate: operators, a task-group factory and human review of "
+                       "blocked batches.",
         "versions": [__version__],
         "integrations": [{"integration-name": "poisonguard", "tags": ["software"],
                           "external-doc-url": "docs/airflow.md"}],

@@ -67,6 +67,7 @@ def prepare_batch(*, dataset: str, batch: str, key: str | None = None, store_roo
     from poisonguard.store import check_name
 
     store = open_store(store_root, dataset)
+    label = store.label  # refuses a dataset without a store before anything else
     check_name(batch, "batch")
     key = key or batch
     if incoming is None:
@@ -78,7 +79,7 @@ def prepare_batch(*, dataset: str, batch: str, key: str | None = None, store_roo
         incoming = str(found)
     policy = policy or locations.default_policy(dataset, policy_dir)
     reference = store.reference_path(before=key)
-    staged = stages.prepare(reference, incoming, label=store.label, work_dir=store.work_dir(batch),
+    staged = stages.prepare(reference, incoming, label=label, work_dir=store.work_dir(batch),
                             holdout=store.holdout_path, policy=effective_policy(policy, policy_overrides),
                             id_column=id_column, golden=store.golden_path)
     plan = {"dataset": dataset, "batch": batch, "key": key, "store_root": str(store.path.parent),
