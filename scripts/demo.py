@@ -8,10 +8,10 @@ promotion or ledger record):
 2. creates the ``synthetic`` store (golden reference + holdout) and lands one batch per date
    under ``$AIRFLOW_HOME/poisonguard/landing/synthetic/<date>/`` (the first split into 3 files,
    so its scoring runs as 3 mapped tasks);
-3. starts a scheduler (LocalExecutor) and backfills the dates with Airflow's own CLI, one run
-   at a time, oldest first;
+3. starts an api-server and a scheduler (LocalExecutor) on loopback and backfills the dates
+   with Airflow's own CLI, one run at a time, oldest first;
 4. prints each date's outcome, the checks that fired, where the reports are, and what the
-   ledger holds; stops the scheduler; says how to open the UI to look at it and to review the
+   ledger holds; stops the services; says how to open the UI to look at it and to review the
    blocked batches.
 """
 
@@ -20,25 +20,24 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SYNTHETIC = ROOT / "datasets" / "synthetic"
-# date -> (scenario in datasets/synthetic/incoming, files it lands as)
-BATCHES = {"2025-01-01": ("clean_1", 3), "2025-01-02": ("flips_10", 1), "2025-01-03": ("clean_2", 1),
+# date -> (scenario in datasets/synthetic/incoming, files it lands as). The poisoned scenarios
+# are made from clean_1, so the clean dates use clean_2 and clean_3 (otherwise the poisoned
+# batches would also repeat rows of a promoted one).
+BATCHES = {"2025-01-01": ("clean_2", 3), "2025-01-02": ("flips_10", 1), "2025-01-03": ("clean_3", 1),
            "2025-01-04": ("backdoor_3", 1)}
-# Every check runs; the heavier models are swapped for lighter ones so the demo takes minutes.
-DEMO_POLICY = """\
-# poisonguard demo policy: every check on, lighter models (see docs/airflow.md)
-checks:
-  label_flips: {model: logistic, n_folds: 3}
-  baseline: {model: logistic}
-  drift: {noise_draws: 2}
-"""
+# checks/synthetic.yml with lighter models, so the demo takes minutes: every check still runs.
+LIGHTER = {"checks": {"label_flips": {"model": "logistic", "n_folds": 3}, "baseline": {"model": "logistic"},
+                      "drift": {"noise_draws": 2}}}
 TIMEOUT_SECONDS = 40 * 60
 
 
@@ -74,6 +73,50 @@ def land(landing: Path) -> None:
             frame.iloc[rows].to_parquet(folder / f"part-{i:03d}.parquet", index=False)
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(env: dict[str, str], home: Path, name: str, *args: str) -> subprocess.Popen[bytes]:
+    """Start ``airflow <name>`` in its own process group, logging to ``$AIRFLOW_HOME/demo-<name>.log``."""
+    with open(home / f"demo-{name}.log", "wb") as log:
+        return subprocess.Popen([str(BIN / "airflow"), name, *args], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def check_alive(services: list[subprocess.Popen[bytes]], home: Path) -> None:
+    for proc in services:
+        if proc.poll() is not None:
+            sys.exit(f"{' '.join(map(str, proc.args[1:2]))} exited with {proc.returncode}; see {home}/demo-*.log")
+
+
+def wait_for(url: str, services: list[subprocess.Popen[bytes]], timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                sys.exit(f"{url} did not answer within {timeout:.0f} s")
+            time.sleep(2)
+
+
+def stop(services: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each process group started here; SIGKILL what is left after 60 s."""
+    for proc in services:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in services:
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def runs_by_date(env: dict[str, str]) -> dict[str, dict[str, str]]:
     out = airflow(env, "dags", "list-runs", "poisonguard_ingest", "--output", "json")
     runs = json.loads(out[out.index("["):]) if "[" in out else []
@@ -89,51 +132,45 @@ def main() -> int:
     env = environment(home)
     os.environ.update({"AIRFLOW_HOME": str(home)})
     store, landing = store_root(), landing_root()
-    policy = home / "poisonguard" / "demo-policy.yml"
     say(f"AIRFLOW_HOME={home}")
     say("1. metadata DB (SQLite): airflow db migrate")
     airflow(env, "db", "migrate")
     say(f"2. store {store}/synthetic and {len(BATCHES)} landed batches in {landing}/synthetic/")
-    policy.parent.mkdir(parents=True, exist_ok=True)
-    policy.write_text(DEMO_POLICY)
     DatasetStore.create(store, "synthetic", golden=SYNTHETIC / "reference.parquet", label="label",
                         holdout=SYNTHETIC / "holdout.parquet", actor=Actor(kind="demo", user=os.environ.get("USER")))
     land(landing)
     for date, (scenario, files) in BATCHES.items():
         say(f"   {date}: {scenario} ({files} file{'s' if files > 1 else ''})")
     airflow(env, "dags", "reserialize")
-    say("3. scheduler (LocalExecutor) + airflow backfill create, one date at a time")
-    log = open(home / "demo-scheduler.log", "wb")  # noqa: SIM115 - closed below
-    scheduler = subprocess.Popen([str(BIN / "airflow"), "scheduler"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
+    airflow(env, "dags", "unpause", "poisonguard_ingest")  # a paused DAG's backfill runs wait
+    say("3. api-server + scheduler (LocalExecutor) on loopback; airflow backfill create, one date at a time")
+    say("   policy: checks/synthetic.yml with lighter models")
+    port = free_port()
+    env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{port}/execution/"
+    services = []
     try:
+        services.append(start(env, home, "api-server", "--host", "127.0.0.1", "--port", str(port)))
+        wait_for(f"http://127.0.0.1:{port}/api/v2/monitor/health", services)
+        services.append(start(env, home, "scheduler", "--skip-serve-logs"))
         dates = sorted(BATCHES)
         airflow(env, "backfill", "create", "--dag-id", "poisonguard_ingest", "--from-date", dates[0],
                 "--to-date", dates[-1], "--max-active-runs", "1", "--reprocess-behavior", "completed",
-                "--dag-run-conf", json.dumps({"policy": str(policy)}))
+                "--dag-run-conf", json.dumps({"policy_overrides": LIGHTER}))
         deadline = time.monotonic() + TIMEOUT_SECONDS
         shown: set[str] = set()
-        while True:
+        while len(shown) < len(dates):
             runs = runs_by_date(env)
             for date in dates:
                 run = runs.get(date)
                 if run and run["state"] in ("success", "failed") and date not in shown:
                     shown.add(date)
                     say(f"   {date}: run {run['state']} ({time.monotonic() - started:.0f} s in)")
-            if len(shown) == len(dates):
-                break
-            if scheduler.poll() is not None:
-                sys.exit(f"the scheduler exited; see {home / 'demo-scheduler.log'}")
+            check_alive(services, home)
             if time.monotonic() > deadline:
-                sys.exit(f"timed out after {TIMEOUT_SECONDS} s; see {home / 'demo-scheduler.log'}")
+                sys.exit(f"timed out after {TIMEOUT_SECONDS} s; see {home}/demo-*.log")
             time.sleep(5)
     finally:
-        os.killpg(scheduler.pid, signal.SIGTERM)
-        try:
-            scheduler.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(scheduler.pid, signal.SIGKILL)
-        log.close()
+        stop(services)
     report(env, store, runs_by_date(env))
     say(f"\nmake demo took {time.monotonic() - started:.0f} s.")
     return 0
