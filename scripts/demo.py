@@ -145,6 +145,11 @@ def main() -> int:
     airflow(env, "dags", "unpause", "poisonguard_ingest")  # a paused DAG's backfill runs wait
     say("3. api-server + scheduler (LocalExecutor) on loopback; airflow backfill create, one date at a time")
     say("   policy: checks/synthetic.yml with lighter models")
+    dates = sorted(BATCHES)
+    # Before the scheduler starts: SQLite takes one writer at a time.
+    airflow(env, "backfill", "create", "--dag-id", "poisonguard_ingest", "--from-date", dates[0],
+            "--to-date", dates[-1], "--max-active-runs", "1", "--reprocess-behavior", "completed",
+            "--dag-run-conf", json.dumps({"policy_overrides": LIGHTER}))
     port = free_port()
     env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{port}/execution/"
     services = []
@@ -152,10 +157,6 @@ def main() -> int:
         services.append(start(env, home, "api-server", "--host", "127.0.0.1", "--port", str(port)))
         wait_for(f"http://127.0.0.1:{port}/api/v2/monitor/health", services)
         services.append(start(env, home, "scheduler", "--skip-serve-logs"))
-        dates = sorted(BATCHES)
-        airflow(env, "backfill", "create", "--dag-id", "poisonguard_ingest", "--from-date", dates[0],
-                "--to-date", dates[-1], "--max-active-runs", "1", "--reprocess-behavior", "completed",
-                "--dag-run-conf", json.dumps({"policy_overrides": LIGHTER}))
         deadline = time.monotonic() + TIMEOUT_SECONDS
         shown: set[str] = set()
         while len(shown) < len(dates):

@@ -168,6 +168,18 @@ class Services:
             raise AssertionError(f"{method} {path}: HTTP {e.code}: {e.read().decode()[:2000]}") from None
         return json.loads(text) if text else None
 
+    def get_text(self, path: str) -> str:
+        req = urllib.request.Request(self.base_url + path, headers={"Authorization": f"Bearer {self.token()}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return str(resp.read().decode())
+
+    def status_without_login(self, path: str) -> int:
+        try:
+            with urllib.request.urlopen(self.base_url + path, timeout=30) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as e:
+            return int(e.code)
+
     def token(self) -> str:
         if self._token is None:
             self._token = self.request("POST", "/auth/token", {"username": "admin", "password": "admin"})[

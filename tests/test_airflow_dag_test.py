@@ -58,6 +58,7 @@ def test_a_clean_batch_is_promoted_a_poisoned_one_blocked_and_rerunning_changes_
     assert ledger.count(("promote", CLEAN)) == 1 and ledger.count(("gate", BLOCKED)) == 1
     again = dag_test(airflow_home, "poisonguard_ingest.py", gate_data.conf(), CLEAN)
     assert again.state == "success"
+    assert again.tasks["gate.promote"] == "skipped"  # already promoted: no second Asset event
     blocked_again = dag_test(airflow_home, "poisonguard_ingest.py", gate_data.conf(), BLOCKED)
     assert blocked_again.state == "failed"
     assert blocked_again.tasks["gate.request_review"] == "skipped"  # the review was already asked for

@@ -153,6 +153,18 @@ def test_airflow_lists_poisonguard_as_a_provider(airflow_parse_home):
     assert info == {"Provider": "poisonguard", "Version": "0.1.0"}
 
 
+def test_the_api_server_plugin_is_registered_and_light_to_load(airflow_parse_home):
+    plugins = json.loads(airflow_parse_home.airflow("plugins", "--output", "json").stdout.strip().splitlines()[-1])
+    [plugin] = [p for p in plugins if p["name"] == "poisonguard"]
+    assert plugin["fastapi_apps"] == [{"app": "fastapi.applications.FastAPI", "url_prefix": "/poisonguard",
+                                       "name": "poisonguard reports"}]
+    # Task processes load every plugin (for macros): the module itself must stay light.
+    code = ("import json, sys; import airflow.sdk.plugins_manager; before = set(sys.modules); "
+            "import poisonguard.airflow.plugin; "
+            "print('RESULT ' + json.dumps(sorted({m.split('.')[0] for m in set(sys.modules) - before})))")
+    assert _result(airflow_parse_home.python(code)) == ["poisonguard"]
+
+
 def test_the_check_table_of_the_airflow_layer_is_the_core_registry():
     from poisonguard.airflow.catalog import CHECKS
     from poisonguard.checks import REGISTRY

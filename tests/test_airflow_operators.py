@@ -123,9 +123,10 @@ def test_a_clean_batch_is_promoted_with_an_asset_event_and_needs_no_review(tmp_p
     assert promotion["promoted"] and not promotion["already"]
     assert context["outlet_events"][promoted_asset("toy")].extra == {"batch": "2025-01-01",
                                                                       "rows": promotion["clean_rows"]}
-    again = PromoteOperator(task_id="promote", plan=plan, verdict=verdict,
-                            outlet=promoted_asset("toy")).execute(_context())
-    assert again["already"] and len(store.promoted()) == 1
+    with pytest.raises(AirflowSkipException, match="already promoted"):  # a re-run: no second Asset event
+        PromoteOperator(task_id="promote", plan=plan, verdict=verdict, outlet=promoted_asset("toy")).execute(
+            _context())
+    assert len(store.promoted()) == 1
 
 
 def test_prepare_skips_a_date_with_nothing_landed_and_fails_without_retry_on_a_bad_policy(tmp_path, store):

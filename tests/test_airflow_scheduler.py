@@ -30,10 +30,11 @@ def test_a_backfill_promotes_the_clean_dates_blocks_the_poisoned_one_and_a_revie
         gate_data.land(date, scenario, files=3 if i == 0 else 1)
     home.airflow("dags", "reserialize")
     home.airflow("dags", "unpause", "poisonguard_ingest")  # a paused DAG's backfill runs wait
+    # Created before the scheduler starts: SQLite takes one writer at a time.
+    home.airflow("backfill", "create", "--dag-id", "poisonguard_ingest", "--from-date", "2025-01-01",
+                 "--to-date", "2025-01-03", "--max-active-runs", "1",
+                 "--dag-run-conf", _json({"policy": str(gate_data.policy)}))
     with running_services(home, "scheduler", "api-server") as af:
-        home.airflow("backfill", "create", "--dag-id", "poisonguard_ingest", "--from-date", "2025-01-01",
-                     "--to-date", "2025-01-03", "--max-active-runs", "1",
-                     "--dag-run-conf", _json({"policy": str(gate_data.policy)}))
 
         def finished():
             runs = af.request("GET", "/api/v2/dags/poisonguard_ingest/dagRuns")["dag_runs"]
@@ -60,6 +61,11 @@ def test_a_backfill_promotes_the_clean_dates_blocks_the_poisoned_one_and_a_revie
         assert _plan(af, runs["2025-01-03"])["reference_rows"] == golden + store.promoted()[0]["clean_rows"]
         assert gate3.body["decision"] == "promote"
         assert _asset_batches(af) == ["2025-01-01", "2025-01-03"]
+
+        # The report, in the Airflow UI's host (the plugin), for signed-in users only.
+        report = af.get_text(f"/poisonguard/reports/synthetic/{BLOCKED}")
+        assert report.lstrip().lower().startswith("<!doctype html") and "label_flips" in report
+        assert af.status_without_login(f"/poisonguard/reports/synthetic/{BLOCKED}") in (401, 403)
 
         # The blocked batch waits for a person in its review run; approve it with a reason.
         review_run = f"review__synthetic__{BLOCKED}"

@@ -24,6 +24,7 @@ POLICIES_ENV = "POISONGUARD_POLICIES"
 # Dataset and batch names as the store accepts them (poisonguard.store.check_name), for the JSON
 # schema of DAG Params: Airflow refuses a bad name before any task runs.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$"
+REPORTS_URL_PREFIX = "/poisonguard"  # where the api-server plugin serves reports
 
 
 def _airflow_home() -> Path:
@@ -46,6 +47,12 @@ def default_policy(dataset: str, policy_dir: str | os.PathLike[str] | None = Non
     folder = policy_dir or os.environ.get(POLICIES_ENV)
     candidate = Path(folder) / f"{dataset}.yml" if folder else None
     return candidate if candidate is not None and candidate.is_file() else None
+
+
+def report_url(dataset: str, batch: str) -> str:
+    """Where the api-server shows ``batch``'s report.html (a path on the Airflow UI's host;
+    see :mod:`poisonguard.airflow.plugin`)."""
+    return f"{REPORTS_URL_PREFIX}/reports/{dataset}/{batch}"
 
 
 def landed_batch(root: Path, dataset: str, batch: str) -> Path | None:

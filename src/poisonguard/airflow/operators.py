@@ -9,7 +9,8 @@ Task states, by design:
 - input the gate cannot use (``InputError``, ``PolicyError``) fails the task without retries;
 - nothing landed for the batch: prepare is **skipped**, and so is everything after it;
 - :class:`PromoteOperator` fails on a blocked verdict (no retries), naming the reasons, and
-  promotes (emitting the dataset's Asset event) only on promote.
+  promotes (emitting the dataset's Asset event) only on promote; a batch promoted before is
+  skipped (no second event).
 
 Heavy imports (the core, pandas, scikit-learn) happen inside ``execute``, never at import.
 """
@@ -61,6 +62,14 @@ def actor_of(context: Context) -> Any:
     ti, dag_run = context["ti"], context.get("dag_run")
     return Actor(kind="airflow", dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id,
                  user=getattr(dag_run, "triggering_user_name", None))
+
+
+def skip_if_already(promotion: Mapping[str, Any]) -> None:
+    """A re-run of a promoted batch changes nothing: skip the task, so no second Asset event
+    triggers the training DAGs again."""
+    if promotion["already"]:
+        raise AirflowSkipException(f"batch {promotion['batch']} was already promoted (ledger record "
+                                   f"{promotion['record']['seq']}); nothing new, no Asset event.")
 
 
 def _unusable(error: Exception) -> AirflowFailException:
@@ -222,6 +231,7 @@ class PromoteOperator(_PlanOperator):
         if self.verdict["decision"] != "promote":
             raise AirflowFailException(runs.block_message(self.verdict))
         promotion = runs.promote_batch(self.plan, actor_of(context))
+        skip_if_already(promotion)
         emit_promotion(context, self.outlet, self.plan["dataset"],
                        {"batch": self.plan["batch"], "rows": self.verdict["rows"] - self.verdict["quarantined_rows"]})
         return promotion

@@ -22,7 +22,8 @@ from airflow.sdk.definitions.param import ParamsDict
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from poisonguard.airflow import runs
-from poisonguard.airflow.operators import actor_of, emit_promotion
+from poisonguard.airflow.locations import report_url
+from poisonguard.airflow.operators import actor_of, emit_promotion, skip_if_already
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -63,7 +64,8 @@ def review_body(verdict: Mapping[str, Any]) -> str:
     lines = [f"poisonguard **blocked** batch `{verdict['batch']}` of **{verdict['dataset']}**: "
              f"{verdict['quarantined_rows']} of {verdict['rows']} rows look poisoned.", "", "**Why**", ""]
     lines += [f"- `{r['check']}` / `{r['code']}`: {r['message']}" for r in verdict["reasons"]]
-    lines += ["", f"- report: `{verdict['report']}`", f"- quarantined rows: `{verdict['quarantine']}`",
+    lines += ["", f"- report: [open it in Airflow]({report_url(verdict['dataset'], verdict['batch'])}) "
+              f"(file `{verdict['report']}`)", f"- quarantined rows: `{verdict['quarantine']}`",
               f"- verdict: `{verdict['verdict']}`", "",
               "**Approve** promotes the batch's rows (minus the quarantined ones) despite the block; "
               "**Reject** keeps it out. Either way your decision, your user name and your reason are "
@@ -137,5 +139,6 @@ class PromoteReviewedOperator(BaseOperator):
             raise AirflowSkipException(f"{self.dataset} batch {self.batch} was rejected by "
                                        f"{self.review['reviewer']}: {self.review['reason']}")
         promotion = runs.promote_reviewed(self.store_root or None, self.dataset, self.batch, actor_of(context))
+        skip_if_already(promotion)
         emit_promotion(context, self.outlet, self.dataset, {"batch": self.batch, "reviewed_by": self.review["reviewer"]})
         return promotion

@@ -77,13 +77,13 @@ def prepare_batch(*, dataset: str, batch: str, key: str | None = None, store_roo
             raise NothingLanded(f"no batch of {dataset} has landed for {batch}: expected "
                                 f"{landing / dataset / batch}/*.parquet (or {batch}.parquet / {batch}.csv).")
         incoming = str(found)
-    policy = policy or locations.default_policy(dataset, policy_dir)
+    policy_file = policy or locations.default_policy(dataset, policy_dir)
     reference = store.reference_path(before=key)
     staged = stages.prepare(reference, incoming, label=label, work_dir=store.work_dir(batch),
-                            holdout=store.holdout_path, policy=effective_policy(policy, policy_overrides),
+                            holdout=store.holdout_path, policy=effective_policy(policy_file, policy_overrides),
                             id_column=id_column, golden=store.golden_path)
     plan = {"dataset": dataset, "batch": batch, "key": key, "store_root": str(store.path.parent),
-            "incoming": str(incoming), "reference": str(reference), "policy": str(policy) if policy else None,
+            "incoming": str(incoming), "reference": str(reference), "policy": str(policy_file) if policy_file else None,
             "work_dir": staged["work_dir"],
             "out_dir": str(store.run_dir(batch)), "rows": staged["rows"], "parts": len(staged["parts"]),
             "checks": staged["checks"], "row_checks": staged["row_checks"],
