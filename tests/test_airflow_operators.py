@@ -129,6 +129,21 @@ def test_a_clean_batch_is_promoted_with_an_asset_event_and_needs_no_review(tmp_p
     assert len(store.promoted()) == 1
 
 
+def test_data_swapped_after_the_gate_fails_promote_without_retry(tmp_path, store, fast_policy):
+    import pandas as pd
+
+    landing = _land(tmp_path, "2025-01-05")
+    plan, _, _ = _gate(store, landing, "2025-01-05", fast_policy)
+    verdict = runs.finish_batch(plan, Actor("airflow", task_id="gate.finish"))
+    assert verdict["decision"] == "promote"
+    landed = landing / "toy" / "2025-01-05" / "part-0.parquet"
+    pd.read_parquet(batch_file(tmp_path, "other", 99, n=300, flip_fraction=0.3)).to_parquet(landed, index=False)
+    with pytest.raises(AirflowFailException, match="PromotionRefused: the incoming data changed"):
+        PromoteOperator(task_id="promote", plan=plan, verdict=verdict, outlet=promoted_asset("toy")).execute(
+            _context())
+    assert store.promoted() == []
+
+
 def test_prepare_skips_a_date_with_nothing_landed_and_fails_without_retry_on_a_bad_policy(tmp_path, store):
     common = {"task_id": "prepare", "dataset": "toy", "store_root": str(store.path.parent),
               "landing_root": str(tmp_path / "landing")}

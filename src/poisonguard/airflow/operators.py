@@ -6,7 +6,8 @@ Task states, by design:
 - a check that blocks the batch (a finding of severity ``block``, or a check that crashed)
   ends its task **failed**, with the reasons as the error, so the grid shows which check fired;
   a check that passes or only warns succeeds; a check the policy disables is **skipped**;
-- input the gate cannot use (``InputError``, ``PolicyError``) fails the task without retries;
+- input, policy or store state the core refuses (``InputError``, ``PolicyError``, a refused
+  promotion...) fails the task without retries (:func:`failing_without_retry`);
 - nothing landed for the batch: prepare is **skipped**, and so is everything after it;
 - :class:`PromoteOperator` fails on a blocked verdict (no retries), naming the reasons, and
   promotes (emitting the dataset's Asset event) only on promote; a batch promoted before is
@@ -17,8 +18,9 @@ Heavy imports (the core, pandas, scikit-learn) happen inside ``execute``, never 
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, AssetAlias, BaseOperator
@@ -72,9 +74,17 @@ def skip_if_already(promotion: Mapping[str, Any]) -> None:
                                    f"{promotion['record']['seq']}); nothing new, no Asset event.")
 
 
-def _unusable(error: Exception) -> AirflowFailException:
-    """Input or policy the gate cannot use: retrying cannot fix it."""
-    return AirflowFailException(f"{type(error).__name__}: {error}")
+@contextlib.contextmanager
+def failing_without_retry() -> Iterator[None]:
+    """Input, policy or store state the core refuses (any ``PoisonguardError``: a missing store,
+    a corrupt or changed file, a bad policy, a refused promotion) fails the task without
+    retries: retrying cannot fix it. Other errors (a lost worker, a full disk) retry as usual."""
+    from poisonguard.errors import PoisonguardError
+
+    try:
+        yield
+    except PoisonguardError as e:
+        raise AirflowFailException(f"{type(e).__name__}: {e}") from None
 
 
 class PrepareBatchOperator(BaseOperator):
@@ -99,21 +109,18 @@ class PrepareBatchOperator(BaseOperator):
         self.id_column = id_column
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        from poisonguard.errors import PoisonguardError
-
         overrides = self.policy_overrides
         if isinstance(overrides, str):  # a template renders to text: '{{ params.policy_overrides | tojson }}'
             overrides = json.loads(overrides) if overrides.strip() else None
         try:
-            plan, parts = runs.prepare_batch(
-                dataset=self.dataset, batch=self.batch, key=self.key or None, store_root=self.store_root or None,
-                landing_root=self.landing_root or None, incoming=self.incoming or None, policy=self.policy or None,
-                policy_dir=self.policy_dir or None, policy_overrides=overrides or None,
-                id_column=self.id_column or None)
+            with failing_without_retry():
+                plan, parts = runs.prepare_batch(
+                    dataset=self.dataset, batch=self.batch, key=self.key or None, store_root=self.store_root or None,
+                    landing_root=self.landing_root or None, incoming=self.incoming or None,
+                    policy=self.policy or None, policy_dir=self.policy_dir or None,
+                    policy_overrides=overrides or None, id_column=self.id_column or None)
         except runs.NothingLanded as e:
             raise AirflowSkipException(str(e)) from None
-        except PoisonguardError as e:
-            raise _unusable(e) from None
         self.log.info("%s rows in %s part(s); checks: %s", plan["rows"], plan["parts"], ", ".join(plan["checks"]))
         context["ti"].xcom_push(key=PLAN_KEY, value=plan)
         return parts
@@ -154,7 +161,8 @@ class FitCheckOperator(_OneCheckOperator):
         from poisonguard import stages
 
         self.skip_unless_enabled()
-        info = stages.fit(self.plan["work_dir"], self.check)
+        with failing_without_retry():
+            info = stages.fit(self.plan["work_dir"], self.check)
         if info["error"]:
             self.log.warning("fitting %s failed: %s (the check will block the batch)", self.check, info["error"])
         return info
@@ -174,7 +182,8 @@ class ScorePartOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from poisonguard import stages
 
-        info = stages.score_part(self.work_dir, int(self.part))
+        with failing_without_retry():
+            info = stages.score_part(self.work_dir, int(self.part))
         for check, error in info["errors"].items():
             self.log.warning("%s failed on part %s: %s (the check will block the batch)", check, self.part, error)
         return info
@@ -191,7 +200,8 @@ class CheckOperator(_OneCheckOperator):
         from poisonguard import stages
 
         self.skip_unless_enabled()
-        summary = stages.summarize(self.plan["work_dir"], self.check, out_dir=self.plan["out_dir"])
+        with failing_without_retry():
+            summary = stages.summarize(self.plan["work_dir"], self.check, out_dir=self.plan["out_dir"])
         self.log.info("%s: %s, %s row(s) flagged, findings %s", self.check, summary["status"],
                       summary["flagged_rows"], summary["findings"])
         if summary["blocks"]:
@@ -209,7 +219,8 @@ class FinishOperator(_PlanOperator):
     ui_color = "#e6f4ea"
 
     def execute(self, context: Context) -> dict[str, Any]:
-        verdict = runs.finish_batch(self.plan, actor_of(context))
+        with failing_without_retry():
+            verdict = runs.finish_batch(self.plan, actor_of(context))
         self.log.info("decision: %s; report: %s", verdict["decision"], verdict["report"])
         return verdict
 
@@ -230,7 +241,8 @@ class PromoteOperator(_PlanOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         if self.verdict["decision"] != "promote":
             raise AirflowFailException(runs.block_message(self.verdict))
-        promotion = runs.promote_batch(self.plan, actor_of(context))
+        with failing_without_retry():
+            promotion = runs.promote_batch(self.plan, actor_of(context))
         skip_if_already(promotion)
         emit_promotion(context, self.outlet, self.plan["dataset"],
                        {"batch": self.plan["batch"], "rows": self.verdict["rows"] - self.verdict["quarantined_rows"]})

@@ -23,7 +23,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from poisonguard.airflow import runs
 from poisonguard.airflow.locations import report_url
-from poisonguard.airflow.operators import actor_of, emit_promotion, skip_if_already
+from poisonguard.airflow.operators import actor_of, emit_promotion, failing_without_retry, skip_if_already
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -94,12 +94,8 @@ class ReviewBatchOperator(HITLOperator):
         self.dataset, self.batch, self.store_root = dataset, batch, store_root
 
     def execute(self, context: Context) -> Any:
-        from poisonguard.errors import PoisonguardError
-
-        try:
+        with failing_without_retry():
             state = runs.review_state(self.store_root or None, self.dataset, self.batch)
-        except PoisonguardError as e:
-            raise AirflowFailException(f"{type(e).__name__}: {e}") from None
         if state["review"] is not None:
             self.log.info("already reviewed: %s", state["review"])
             return state["review"]
@@ -116,10 +112,11 @@ class ReviewBatchOperator(HITLOperator):
         if not reason:
             raise AirflowFailException("the answer gave no reason, so it was not recorded; a review needs one. "
                                        "Clear this task to be asked again.")
-        return runs.record_review(self.store_root or None, self.dataset, self.batch,
-                                  approved=answer["chosen_options"] == [APPROVE],
-                                  reviewer=str(user.get("name") or user.get("id") or "unknown"),
-                                  reason=reason, actor=actor_of(context))
+        with failing_without_retry():
+            return runs.record_review(self.store_root or None, self.dataset, self.batch,
+                                      approved=answer["chosen_options"] == [APPROVE],
+                                      reviewer=str(user.get("name") or user.get("id") or "unknown"),
+                                      reason=reason, actor=actor_of(context))
 
 
 class PromoteReviewedOperator(BaseOperator):
@@ -138,7 +135,8 @@ class PromoteReviewedOperator(BaseOperator):
         if not self.review["approved"]:
             raise AirflowSkipException(f"{self.dataset} batch {self.batch} was rejected by "
                                        f"{self.review['reviewer']}: {self.review['reason']}")
-        promotion = runs.promote_reviewed(self.store_root or None, self.dataset, self.batch, actor_of(context))
+        with failing_without_retry():
+            promotion = runs.promote_reviewed(self.store_root or None, self.dataset, self.batch, actor_of(context))
         skip_if_already(promotion)
         emit_promotion(context, self.outlet, self.dataset, {"batch": self.batch, "reviewed_by": self.review["reviewer"]})
         return promotion
