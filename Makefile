@@ -44,6 +44,24 @@ lint: setup
 format: setup
 	$(BIN)/ruff check --fix src tests dags plugins bench datasets scripts
 
+# The benchmark's extra (cleanlab), pinned in bench/requirements.lock, on top of the main lock; the
+# stamp names both locks, so a re-sync of the main lock (which drops extras) reinstalls it.
+BENCH_STAMP := $(VENV)/.bench-$(shell cat requirements.lock pyproject.toml bench/requirements.lock | cksum | cut -d' ' -f1)
+
+$(BENCH_STAMP): $(STAMP) bench/requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python -r bench/requirements.lock
+	@rm -f $(VENV)/.bench-*
+	@touch $@
+
+bench: setup $(BENCH_STAMP)
+	$(BIN)/python -m bench
+
+bench-quick: setup $(BENCH_STAMP)
+	$(BIN)/python -m bench --quick
+
+bench-lock: setup
+	$(BIN)/uv pip compile -q pyproject.toml --extra bench -c requirements.lock --python-version 3.11 -o bench/requirements.lock
+
 lock: setup
 	$(BIN)/uv pip compile -q pyproject.toml --extra airflow --extra dvc --extra dev --python-version 3.11 -o requirements.lock
 

@@ -99,6 +99,12 @@ def test_a_clean_version_is_committed_tagged_and_pushed(project, tmp_path):
     assert prov["reference_commit"] == v1 and prov["quarantined_rows"] == len(verdict["quarantined_rows"])
     assert prov["verdict_sha256"] == hashlib.sha256((out / "verdict.json").read_bytes()).hexdigest()
     assert json.loads((out / "metrics.json").read_text())["promoted"] == 1
+    # and in the tamper-evident ledger, one record per promotion (v1 at init, v2 now)
+    from poisonguard.dvc.promotion import ledger_path
+    from poisonguard.ledger import Ledger, verify
+
+    ledger = Ledger(ledger_path(project.repo, "credit"))
+    assert verify(ledger) == [] and [r.body["version"] for r in ledger.records()] == [1, 2]
 
     # re-running on the promoted version is a no-op
     before = project.state()

@@ -21,7 +21,7 @@ class Poisoned:
     rows: np.ndarray
     trigger: dict[str, object] | None = None
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self):
         return iter((self.frame, self.rows))
 
 

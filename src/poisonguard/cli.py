@@ -6,10 +6,11 @@ Exit codes: 0 promote · 1 block · 2 usage or policy error · 3 input that cann
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from poisonguard import __version__
@@ -73,16 +74,34 @@ def _check(args: argparse.Namespace) -> int:
     return run.exit_code
 
 
-def _progress_to_stderr(*, quiet: bool) -> None:
-    """Progress lines of poisonguard's own logger on stderr; other libraries' logs stay quiet."""
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a line is logged (not when the handler was made)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _progress_to_stderr(*, quiet: bool) -> Iterator[None]:
+    """Progress lines of poisonguard's own logger on stderr while a command runs; other
+    libraries' logs stay quiet. The logger is restored afterwards (main() may run many times in
+    one process: tests, notebooks)."""
     log = logging.getLogger("poisonguard")
-    log.handlers = [h for h in log.handlers if not getattr(h, "_poisonguard", False)]
-    handler = logging.StreamHandler(sys.stderr)
+    saved = (list(log.handlers), log.level, log.propagate)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("[poisonguard] %(message)s"))
-    handler._poisonguard = True  # type: ignore[attr-defined]
-    log.addHandler(handler)
+    log.handlers = [handler]
     log.setLevel(logging.WARNING if quiet else logging.INFO)
     log.propagate = False
+    try:
+        yield
+    finally:
+        log.handlers, log.level, log.propagate = saved[0], saved[1], saved[2]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,8 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     disable_telemetry()
     try:
         args = build_parser().parse_args(argv)
-        _progress_to_stderr(quiet=getattr(args, "quiet", False))
-        return int(args.handler(args))
+        with _progress_to_stderr(quiet=getattr(args, "quiet", False)):
+            return int(args.handler(args))
     except PoisonguardError as e:
         print(f"poisonguard: error: {e}", file=sys.stderr)
         return e.exit_code

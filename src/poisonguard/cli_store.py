@@ -13,14 +13,14 @@ from poisonguard.errors import UsageError
 EXIT_TAMPERED = 6
 
 
-def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _store(args: argparse.Namespace):
     from poisonguard.settings import signing_key, store_root
     from poisonguard.store import DatasetStore
 
     return DatasetStore(store_root(args.store), args.dataset, key=signing_key())
 
 
-def _actor(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _actor(args: argparse.Namespace):
     from poisonguard.store import Actor
 
     actor = Actor.cli()
@@ -43,7 +43,7 @@ def _add_store_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, metavar="NAME", help="the dataset's name in the store")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     store = sub.add_parser("store", help="create and inspect dataset stores")
     ssub = store.add_subparsers(dest="store_command", required=True)
     init = ssub.add_parser("init", help="create a dataset store from a trusted golden reference")
@@ -177,7 +177,7 @@ def _promote(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ledger(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _ledger(args: argparse.Namespace):
     from poisonguard.ledger import Ledger
     from poisonguard.settings import signing_key
 

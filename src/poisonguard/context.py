@@ -125,7 +125,7 @@ class GateContext:
         key = (name, id(frame))
         hit = self._memo.get(key)
         if hit is not None and hit[0] is frame:
-            return hit[1]  # type: ignore[no-any-return]
+            return hit[1]
         value = compute(frame)
         if isinstance(value, np.ndarray):
             value.setflags(write=False)
@@ -141,7 +141,7 @@ class GateContext:
         reference, refitted deterministically in each process rather than stored)."""
         if key not in self._cache:
             self._cache[key] = compute()
-        return self._cache[key]  # type: ignore[no-any-return]
+        return self._cache[key]
 
     def encode(self, frame: pd.DataFrame) -> np.ndarray:
         """The encoded features of ``frame`` (memoised, see :meth:`memo`)."""

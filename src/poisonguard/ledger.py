@@ -229,3 +229,12 @@ def _signature_problems(key: SigningKey | None, required: bool, line: int, r: Re
     if not key.verify(r.hash.encode(), r.signature):
         return [Problem(line, r.seq, "its signature is invalid: the record was forged, or edited and re-hashed")]
     return []
+
+
+def append_locked(path: Path, kind: str, body: Mapping[str, Any], key: SigningKey | None) -> Record:
+    """Append to a standalone ledger file (not a dataset store's) under its own lock file."""
+    from poisonguard.locks import file_lock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(path.with_name(path.name + ".lock"), 600.0, f"ledger {path}"):
+        return Ledger(path, key).append(kind, body)

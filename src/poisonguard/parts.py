@@ -37,7 +37,7 @@ def _frozen(arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return out
 
 
-def _save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+def _save_npz(path: Path, arrays: Mapping[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as f:
         np.savez(f, **dict(arrays))
@@ -96,7 +96,7 @@ class PartScores:
         object.__setattr__(self, "counts", {k: float(v) for k, v in self.counts.items()})
 
     def save(self, path: Path) -> None:
-        arrays = {f"row/{k}": v for k, v in self.rows.items()}
+        arrays: dict[str, Any] = {f"row/{k}": v for k, v in self.rows.items()}
         arrays |= {f"pos/{k}": v for k, v in self.positions.items()}
         arrays |= {f"count/{k}": np.float64(v) for k, v in self.counts.items()}
         arrays["n"] = np.int64(self.n)

@@ -204,7 +204,9 @@ def fit(work_dir: str | Path, name: str) -> dict[str, Any]:
     loaded = load(work)
     check = _partitioned(name)
     spec = loaded.policy.spec(name)
-    fitted, elapsed, error = _record(work / "fitted", name, lambda: check.fit(spec, loaded.ctx), spec.timeout_seconds)
+    fit_ = check.fit
+    assert fit_ is not None
+    fitted, elapsed, error = _record(work / "fitted", name, lambda: fit_(spec, loaded.ctx), spec.timeout_seconds)
     if fitted is not None:
         fitted.save(work / "fitted", name)
         loaded.fitted[name] = fitted
@@ -233,16 +235,20 @@ def score_part(work_dir: str | Path, index: int) -> dict[str, Any]:
             continue  # the fit failed: summarize reports it
         spec = loaded.policy.spec(check.name)
         fitted = _fitted(work, loaded, check.name)
-        assert check.score is not None
-        score = check.score
-        scores, _, error = _record(folder, check.name,
-                                   lambda s=score, sp=spec, f=fitted: score_in_chunks(s, frame, f, sp, loaded.ctx),
+        scores, _, error = _record(folder, check.name, _scorer(check, frame, fitted, spec, loaded.ctx),
                                    spec.timeout_seconds)
         if scores is not None:
             scores.save(folder / f"{check.name}.npz")
         else:
             errors[check.name] = str(error)
     return {"part": index, "rows": len(frame), "errors": errors}
+
+
+def _scorer(check: CheckDef, frame: pd.DataFrame, fitted: Fitted, spec: Any,
+            ctx: GateContext) -> Callable[[], PartScores]:
+    score = check.score
+    assert score is not None
+    return lambda: score_in_chunks(score, frame, fitted, spec, ctx)
 
 
 def summarize(work_dir: str | Path, name: str, *, out_dir: str | Path | None = None) -> dict[str, Any]:
@@ -290,7 +296,7 @@ def _summarize_parts(work: Path, loaded: Loaded, check: CheckDef, spec: Any) -> 
     start = time.perf_counter()
     result, error = guarded(lambda: summarize_(scores, fitted, spec, loaded.ctx), spec.timeout_seconds)
     seconds += time.perf_counter() - start
-    if error is not None:
+    if result is None:
         return CheckResult(check.name, error=error, seconds=seconds)
     return CheckResult(result.check, result.findings, result.metrics, result.scores, None, seconds, result.artifacts)
 

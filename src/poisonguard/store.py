@@ -179,7 +179,7 @@ class DatasetStore:
         if not path.exists():
             raise InputError(f"no store for dataset '{self.dataset}' at {self.path}. Create it with "
                              f"'poisonguard store init --dataset {self.dataset} --golden PATH --label COLUMN'.")
-        return json.loads(path.read_text())  # type: ignore[no-any-return]
+        return json.loads(path.read_text())
 
     @property
     def label(self) -> str:
@@ -233,7 +233,8 @@ class DatasetStore:
         info = self.info
         batches = [p for p in self.promoted() if before is None or p["key"] < before]
         batches.sort(key=lambda p: (p["key"], p["batch"]))
-        chosen, rows = [], int(info["golden_rows"])
+        chosen: list[dict[str, Any]] = []
+        rows = int(info["golden_rows"])
         for p in reversed(batches):
             if rows + p["clean_rows"] > info["max_reference_rows"] and chosen:
                 break

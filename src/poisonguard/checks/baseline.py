@@ -44,7 +44,7 @@ class Spec(CheckSpec):
         50_000, ge=100, description="Batch rows sampled (seeded) into training; the reference is always used whole.")
 
 
-def _model(kind: str, seed: int):  # type: ignore[no-untyped-def]
+def _model(kind: str, seed: int):
     if kind == "logistic":
         from sklearn.linear_model import LogisticRegression
 

@@ -10,6 +10,7 @@ splits of the batch's size, times a margin — never below the policy's floor.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,7 +47,7 @@ class Spec(CheckSpec):
     html_report: bool = Field(True, description="Save Evidently's HTML report as drift.html beside report.html.")
 
 
-def _stattest(numeric: bool):  # type: ignore[no-untyped-def]
+def _stattest(numeric: bool):
     stattests = quiet_import("evidently.legacy.calculations.stattests")
     return stattests.wasserstein_stat_test if numeric else stattests.jensenshannon_stat_test
 
@@ -115,7 +116,7 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
     scores = {m["config"]["column"]: float(m["value"]) for m in snapshot.dict()["metrics"]}
 
     findings = []
-    per_column = {}
+    per_column: dict[str, dict[str, Any]] = {}
     for c in columns:
         drifted = scores[c] >= thresholds[c]
         method = NUMERIC_METHOD if c in numeric else CATEGORICAL_METHOD

@@ -56,7 +56,7 @@ class Spec(CheckSpec):
         0.5, gt=0, le=1,
         description="Rows whose label gets at least this model probability skip the neighbour look-up.")
     reference_quantile: float = Field(
-        0.995, gt=0.5, lt=1,
+        0.998, gt=0.5, lt=1,
         description="Flag a row whose score is above this quantile of the reference's own scores for its class...")
     min_threshold: float = Field(0.5, ge=0, le=1, description="...but never below this (the signals must disagree)...")
     max_threshold: float = Field(
@@ -82,7 +82,7 @@ class Spec(CheckSpec):
     min_targeted_rows: int = Field(3, ge=1, description="...and at least this many rows, significantly above its reference rate.")
 
 
-def _classifier(kind: str, seed: int):  # type: ignore[no-untyped-def]
+def _classifier(kind: str, seed: int):
     if kind == "gradient_boosting":
         from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -92,7 +92,7 @@ def _classifier(kind: str, seed: int):  # type: ignore[no-untyped-def]
     return LogisticRegression(C=1.0, max_iter=500)
 
 
-def _proba(model, x: np.ndarray, n_classes: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _proba(model, x: np.ndarray, n_classes: int) -> np.ndarray:
     """Probabilities over all reference classes (a fold may lack one)."""
     out = np.zeros((len(x), n_classes))
     if len(x):
@@ -111,10 +111,10 @@ def _training_set(ctx: GateContext, spec: Spec) -> tuple[np.ndarray, np.ndarray]
     return ctx.cached(("label_flips.training_set", spec.max_fit_rows), pick)
 
 
-def _fitted_models(kind: str, ctx: GateContext, spec: Spec):  # type: ignore[no-untyped-def]
+def _fitted_models(kind: str, ctx: GateContext, spec: Spec):
     """The model and the neighbour index fitted on the reference; refitted deterministically in
     each process that scores rows, never stored."""
-    def fit_all():  # type: ignore[no-untyped-def]
+    def fit_all():
         from sklearn.neighbors import NearestNeighbors
 
         x, y = _training_set(ctx, spec)
@@ -123,7 +123,7 @@ def _fitted_models(kind: str, ctx: GateContext, spec: Spec):  # type: ignore[no-
     return ctx.cached(("label_flips.models", kind, spec.max_fit_rows, spec.n_neighbors), fit_all)
 
 
-def _neighbour_share(index, y_fit: np.ndarray, x: np.ndarray, k: int, given: np.ndarray, n_classes: int,  # type: ignore[no-untyped-def]
+def _neighbour_share(index, y_fit: np.ndarray, x: np.ndarray, k: int, given: np.ndarray, n_classes: int,
                      skip_self: bool) -> tuple[np.ndarray, np.ndarray]:
     """Share of each row's k nearest trusted rows that carry its given label, and the most common
     label among them. ``skip_self`` leaves the row itself out (scoring the reference)."""
@@ -139,7 +139,7 @@ def _neighbour_share(index, y_fit: np.ndarray, x: np.ndarray, k: int, given: np.
 
 
 def _score_rows(p_model: np.ndarray, given: np.ndarray, clear_probability: float,
-                neighbours) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+                neighbours) -> tuple[np.ndarray, np.ndarray]:
     """Scores (higher = more doubtful label) and predicted labels, one rule for every row.
 
     ``neighbours(rows)`` returns ``(share of the given label, top label)`` among the trusted

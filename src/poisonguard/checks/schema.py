@@ -113,7 +113,8 @@ def infer_rules(reference: pd.DataFrame, label: str, spec: Spec, id_column: str 
     """The rule for every column (the id column aside): the policy's where given, otherwise
     inferred from ``reference``. Raises :class:`PolicyError` for a policy rule naming a column
     the reference lacks or letting the label be missing."""
-    unknown = sorted(set(spec.columns) - set(reference.columns) | ({id_column} & set(spec.columns)))
+    id_rule = {id_column} & set(spec.columns) if id_column is not None else set()
+    unknown = sorted((set(spec.columns) - set(reference.columns)) | id_rule)
     if unknown:
         raise PolicyError(f"checks.schema.columns names {unknown}, which the reference does not have as "
                           f"feature or label columns (it has {list(reference.columns)}). Fix the policy.")
@@ -185,7 +186,7 @@ def type_family(series: pd.Series) -> Literal["numeric", "categorical"] | None:
         else "categorical"
 
 
-def gx_context():  # type: ignore[no-untyped-def]
+def gx_context():
     """An ephemeral, in-memory, quiet GX context (no progress bars, no analytics, no files)."""
     gx = quiet_import("great_expectations")
     base = quiet_import("great_expectations.data_context.types.base")
@@ -195,7 +196,7 @@ def gx_context():  # type: ignore[no-untyped-def]
     return gx.get_context(mode="ephemeral", project_config=config)
 
 
-def build_suite(rules: list[Rule], name: str = "poisonguard"):  # type: ignore[no-untyped-def]
+def build_suite(rules: list[Rule], name: str = "poisonguard"):
     """The Great Expectations suite for ``rules``. Each expectation's ``meta["code"]`` is the
     poisonguard finding code it maps to. Needs an active context (:func:`gx_context`)."""
     gx = quiet_import("great_expectations")
@@ -219,7 +220,7 @@ def build_suite(rules: list[Rule], name: str = "poisonguard"):  # type: ignore[n
 
 
 def infer_suite(reference: pd.DataFrame, label: str, spec: Spec | None = None,
-                id_column: str | None = None):  # type: ignore[no-untyped-def]
+                id_column: str | None = None):
     """The GX ``ExpectationSuite`` the check would validate a batch against, for this reference
     and policy section (for export into a policy or a GX project)."""
     gx_context()
@@ -233,7 +234,7 @@ RESULT_FORMAT = {"result_format": "COMPLETE", "return_unexpected_index_query": F
                  "exclude_unexpected_values": True}
 
 
-def validate(frame: pd.DataFrame, suite, context) -> list[Any]:  # type: ignore[no-untyped-def]
+def validate(frame: pd.DataFrame, suite, context) -> list[Any]:
     """Run ``suite`` on ``frame`` in ``context``; the per-expectation results, in suite order."""
     batch = (context.data_sources.add_pandas("poisonguard").add_dataframe_asset("incoming")
              .add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": frame}))
@@ -243,7 +244,7 @@ def validate(frame: pd.DataFrame, suite, context) -> list[Any]:  # type: ignore[
     return sorted(results, key=lambda r: order[(r.expectation_config.type, r.expectation_config.kwargs["column"])])
 
 
-def _raised(result) -> str | None:  # type: ignore[no-untyped-def]
+def _raised(result) -> str | None:
     """GX's error message for an expectation that could not be evaluated, else ``None``.
     ``exception_info`` is flat when nothing failed and keyed by metric id when a metric did."""
     info = result.exception_info or {}

@@ -39,7 +39,9 @@ from poisonguard.dvc.tracked import (
     workspace_out,
 )
 from poisonguard.errors import InputError, UsageError
+from poisonguard.ledger import append_locked
 from poisonguard.outputs import atomic_write_bytes
+from poisonguard.settings import signing_key
 from poisonguard.telemetry import disable_telemetry
 
 log = logging.getLogger("poisonguard")
@@ -228,9 +230,21 @@ def promote(tracked: TrackedPath, promotion: Promotion, candidate: Path, *, push
         raise InputError(f"HEAD ({commit[:12]}) does not record the promoted md5 of {tracked.path}; "
                          "nothing was tagged. Commit the .dvc file and re-run.")
     recorded = promotions.record(root, promotion, commit)
-    # The tamper-evident ledger (poisonguard.ledger) appends its entry here: once per promotion,
-    # after the tags exist and before anything is pushed, from recorded.to_dict().
+    # Once per promotion, after the tags exist and before anything is pushed.
+    append_locked(ledger_path(root, promotion.dataset), "promote",
+                  recorded.to_dict() | {"actor": {"kind": "dvc"}}, signing_key())
     return recorded, _publish(tracked, recorded, push, git_remote, dvc_remote)
+
+
+def ledger_path(root: Path, dataset: str) -> Path:
+    """The dataset's tamper-evident ledger beside the DVC project's files (verify with
+    ``poisonguard ledger verify --ledger PATH``). Git ignores the folder: the annotated tags are
+    git's record of each promotion; the ledger is the gate's own."""
+    folder = root / ".poisonguard"
+    folder.mkdir(exist_ok=True)
+    if not (folder / ".gitignore").exists():
+        (folder / ".gitignore").write_text("# poisonguard's ledger and lock files: not versioned by git\n*\n")
+    return folder / f"{dataset}.ledger.jsonl"
 
 
 def _publish(tracked: TrackedPath, promotion: Promotion, push: bool, git_remote: str | None,
