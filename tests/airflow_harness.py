@@ -41,6 +41,12 @@ checks:
 """
 
 
+# The Airflow connection the operators read the signing key from (an environment variable here;
+# a secrets backend in production).
+SIGNING_CONNECTION = {"AIRFLOW_CONN_POISONGUARD_SIGNING": json.dumps(
+    {"conn_type": "generic", "login": "pytest", "password": "a-test-signing-key-0123456789"})}
+
+
 def airflow_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment of an Airflow process that keeps everything in ``home``."""
     return {**os.environ, **TELEMETRY_OFF, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),

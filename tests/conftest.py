@@ -101,10 +101,11 @@ def airflow_parse_home(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def airflow_home(tmp_path_factory: pytest.TempPathFactory):
     """An AIRFLOW_HOME with a migrated SQLite metadata DB, shared by the session's Airflow tests;
-    Airflow runs in subprocesses with it, so nothing reaches the project's .airflow."""
-    from airflow_harness import migrated_home
+    Airflow runs in subprocesses with it, so nothing reaches the project's .airflow. The gate's
+    signing key comes from the Airflow connection ``poisonguard_signing``."""
+    from airflow_harness import SIGNING_CONNECTION, migrated_home
 
-    return migrated_home(tmp_path_factory.mktemp("airflow"))
+    return migrated_home(tmp_path_factory.mktemp("airflow"), **SIGNING_CONNECTION)
 
 
 @pytest.fixture

@@ -46,6 +46,7 @@ def test_a_clean_batch_is_promoted_a_poisoned_one_blocked_and_rerunning_changes_
     run_dir = gate_data.store_root / "synthetic" / "runs" / BLOCKED
     verdict = json.loads((run_dir / "verdict.json").read_text())
     assert verdict["decision"] == "block"
+    assert verdict["signature"]["key_id"] == "pytest"  # signed with the Airflow connection's key
     assert (run_dir / "quarantine.parquet").exists() and (run_dir / "report.html").exists()
     assert [p["batch"] for p in store.promoted()] == [CLEAN]  # nothing of the blocked batch
     review_runs = _runs(airflow_home, "poisonguard_review")

@@ -144,6 +144,22 @@ def test_data_swapped_after_the_gate_fails_promote_without_retry(tmp_path, store
     assert store.promoted() == []
 
 
+def test_verdicts_are_signed_with_the_configured_key_and_promote_checks_it(tmp_path, store, fast_policy,
+                                                                           monkeypatch):
+    from poisonguard.airflow.operators import FinishOperator
+
+    monkeypatch.setenv("POISONGUARD_SIGNING_KEY", "the-gate-key-of-this-test")  # no Airflow connection here: the fallback
+    landing = _land(tmp_path, "2025-01-06")
+    plan, _, _ = _gate(store, landing, "2025-01-06", fast_policy)
+    verdict = FinishOperator(task_id="finish", plan=plan).execute(_context())
+    assert "signature" in json.loads((store.run_dir("2025-01-06") / "verdict.json").read_text())
+    monkeypatch.setenv("POISONGUARD_SIGNING_KEY", "another-key-entirely-0123")
+    with pytest.raises(AirflowFailException, match=r"PromotionRefused: .*invalid signature"):
+        PromoteOperator(task_id="promote", plan=plan, verdict=verdict, outlet=promoted_asset("toy")).execute(
+            _context())
+    assert store.promoted() == []
+
+
 def test_prepare_skips_a_date_with_nothing_landed_and_fails_without_retry_on_a_bad_policy(tmp_path, store):
     common = {"task_id": "prepare", "dataset": "toy", "store_root": str(store.path.parent),
               "landing_root": str(tmp_path / "landing")}

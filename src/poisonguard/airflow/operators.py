@@ -66,6 +66,28 @@ def actor_of(context: Context) -> Any:
                  user=getattr(dag_run, "triggering_user_name", None))
 
 
+SIGNING_CONNECTION = "poisonguard_signing"
+
+
+def signing_key() -> Any:
+    """The key that signs verdicts and ledger records: the password of the Airflow connection
+    ``poisonguard_signing`` (its login, if set, names the key), else ``$POISONGUARD_SIGNING_KEY``,
+    else none. Read when a task runs, through Airflow's secrets backends."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from poisonguard import settings
+    from poisonguard.ledger import SigningKey
+
+    try:
+        connection = Connection.get(SIGNING_CONNECTION)
+    except AirflowNotFoundException:
+        return settings.signing_key()
+    if not connection.password:
+        return settings.signing_key()
+    return SigningKey.from_text(connection.password, connection.login or None)
+
+
 def skip_if_already(promotion: Mapping[str, Any]) -> None:
     """A re-run of a promoted batch changes nothing: skip the task, so no second Asset event
     triggers the training DAGs again."""
@@ -118,7 +140,8 @@ class PrepareBatchOperator(BaseOperator):
                     dataset=self.dataset, batch=self.batch, key=self.key or None, store_root=self.store_root or None,
                     landing_root=self.landing_root or None, incoming=self.incoming or None,
                     policy=self.policy or None, policy_dir=self.policy_dir or None,
-                    policy_overrides=overrides or None, id_column=self.id_column or None)
+                    policy_overrides=overrides or None, id_column=self.id_column or None,
+                    signing_key=signing_key())
         except runs.NothingLanded as e:
             raise AirflowSkipException(str(e)) from None
         self.log.info("%s rows in %s part(s); checks: %s", plan["rows"], plan["parts"], ", ".join(plan["checks"]))
@@ -220,7 +243,7 @@ class FinishOperator(_PlanOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         with failing_without_retry():
-            verdict = runs.finish_batch(self.plan, actor_of(context))
+            verdict = runs.finish_batch(self.plan, actor_of(context), signing_key())
         self.log.info("decision: %s; report: %s", verdict["decision"], verdict["report"])
         return verdict
 
@@ -242,7 +265,7 @@ class PromoteOperator(_PlanOperator):
         if self.verdict["decision"] != "promote":
             raise AirflowFailException(runs.block_message(self.verdict))
         with failing_without_retry():
-            promotion = runs.promote_batch(self.plan, actor_of(context))
+            promotion = runs.promote_batch(self.plan, actor_of(context), signing_key())
         skip_if_already(promotion)
         emit_promotion(context, self.outlet, self.plan["dataset"],
                        {"batch": self.plan["batch"], "rows": self.verdict["rows"] - self.verdict["quarantined_rows"]})

@@ -23,7 +23,13 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from poisonguard.airflow import runs
 from poisonguard.airflow.locations import report_url
-from poisonguard.airflow.operators import actor_of, emit_promotion, failing_without_retry, skip_if_already
+from poisonguard.airflow.operators import (
+    actor_of,
+    emit_promotion,
+    failing_without_retry,
+    signing_key,
+    skip_if_already,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -95,7 +101,7 @@ class ReviewBatchOperator(HITLOperator):
 
     def execute(self, context: Context) -> Any:
         with failing_without_retry():
-            state = runs.review_state(self.store_root or None, self.dataset, self.batch)
+            state = runs.review_state(self.store_root or None, self.dataset, self.batch, signing_key())
         if state["review"] is not None:
             self.log.info("already reviewed: %s", state["review"])
             return state["review"]
@@ -116,7 +122,7 @@ class ReviewBatchOperator(HITLOperator):
             return runs.record_review(self.store_root or None, self.dataset, self.batch,
                                       approved=answer["chosen_options"] == [APPROVE],
                                       reviewer=str(user.get("name") or user.get("id") or "unknown"),
-                                      reason=reason, actor=actor_of(context))
+                                      reason=reason, actor=actor_of(context), signing_key=signing_key())
 
 
 class PromoteReviewedOperator(BaseOperator):
@@ -136,7 +142,8 @@ class PromoteReviewedOperator(BaseOperator):
             raise AirflowSkipException(f"{self.dataset} batch {self.batch} was rejected by "
                                        f"{self.review['reviewer']}: {self.review['reason']}")
         with failing_without_retry():
-            promotion = runs.promote_reviewed(self.store_root or None, self.dataset, self.batch, actor_of(context))
+            promotion = runs.promote_reviewed(self.store_root or None, self.dataset, self.batch, actor_of(context),
+                                              signing_key())
         skip_if_already(promotion)
         emit_promotion(context, self.outlet, self.dataset, {"batch": self.batch, "reviewed_by": self.review["reviewer"]})
         return promotion

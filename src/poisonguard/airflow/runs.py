@@ -21,13 +21,12 @@ class NothingLanded(Exception):
     """No batch has landed for the key: nothing to gate (the task is skipped, not failed)."""
 
 
-def open_store(store_root: str | Path | None, dataset: str) -> Any:
-    """The dataset's store under ``store_root`` (see :func:`locations.store_root`), with the
-    signing key of the environment (``POISONGUARD_SIGNING_KEY``), if any."""
-    from poisonguard import settings
+def open_store(store_root: str | Path | None, dataset: str, signing_key: Any = None) -> Any:
+    """The dataset's store under ``store_root`` (see :func:`locations.store_root`); verdicts and
+    ledger records are signed and checked with ``signing_key`` (a ``SigningKey``) when given."""
     from poisonguard.store import DatasetStore
 
-    return DatasetStore(locations.store_root(store_root), dataset, key=settings.signing_key())
+    return DatasetStore(locations.store_root(store_root), dataset, key=signing_key)
 
 
 def effective_policy(policy: str | Path | None, overrides: Mapping[str, Any] | None) -> Any:
@@ -51,7 +50,8 @@ def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def prepare_batch(*, dataset: str, batch: str, key: str | None = None, store_root: str | None = None,
                   landing_root: str | None = None, incoming: str | None = None, policy: str | None = None,
                   policy_dir: str | None = None, policy_overrides: Mapping[str, Any] | None = None,
-                  id_column: str | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                  id_column: str | None = None,
+                  signing_key: Any = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Find the batch and the trusted data, and stage the run (:func:`poisonguard.stages.prepare`).
 
     ``incoming`` defaults to the landing layout, ``policy`` to the dataset's policy file in
@@ -66,7 +66,7 @@ def prepare_batch(*, dataset: str, batch: str, key: str | None = None, store_roo
     from poisonguard import stages
     from poisonguard.store import check_name
 
-    store = open_store(store_root, dataset)
+    store = open_store(store_root, dataset, signing_key)
     label = store.label  # refuses a dataset without a store before anything else
     check_name(batch, "batch")
     key = key or batch
@@ -100,13 +100,13 @@ def verdict_summary(document: Mapping[str, Any], dataset: str, batch: str, out: 
             "quarantine": str(out / "quarantine.parquet")}
 
 
-def finish_batch(plan: Mapping[str, Any], actor: Any) -> dict[str, Any]:
+def finish_batch(plan: Mapping[str, Any], actor: Any, signing_key: Any = None) -> dict[str, Any]:
     """Decide, write verdict.json, quarantine.parquet and report.html (and clean.parquet on
     promote) to the batch's run directory, and record the run in the ledger (once per verdict:
     a re-run with the same outcome adds no record). Returns the verdict in a few fields."""
     from poisonguard import stages
 
-    store = open_store(plan["store_root"], plan["dataset"])
+    store = open_store(plan["store_root"], plan["dataset"], signing_key)
     run = stages.finish(plan["work_dir"], plan["out_dir"], signing_key=store.key)
     record = store.record_gate(plan["out_dir"], plan["batch"], actor, key=plan["key"])
     return verdict_summary(run.document, plan["dataset"], plan["batch"], Path(plan["out_dir"])) | {
@@ -121,9 +121,9 @@ def block_message(verdict: Mapping[str, Any]) -> str:
             f"Report: {verdict['report']}; quarantine: {verdict['quarantine']}.")
 
 
-def promote_batch(plan: Mapping[str, Any], actor: Any) -> dict[str, Any]:
+def promote_batch(plan: Mapping[str, Any], actor: Any, signing_key: Any = None) -> dict[str, Any]:
     """Promote the batch's clean rows into the store (verified, atomic, idempotent)."""
-    store = open_store(plan["store_root"], plan["dataset"])
+    store = open_store(plan["store_root"], plan["dataset"], signing_key)
     promotion = store.promote(plan["out_dir"], plan["batch"], actor, key=plan["key"])
     return dict(promotion.to_dict())
 
@@ -146,10 +146,10 @@ def _review_of(record: Any) -> dict[str, Any]:
             "ledger_seq": record.seq}
 
 
-def review_state(store_root: str | None, dataset: str, batch: str) -> dict[str, Any]:
+def review_state(store_root: str | None, dataset: str, batch: str, signing_key: Any = None) -> dict[str, Any]:
     """What a reviewer needs: the batch's latest verdict in a few fields, and the review already
     recorded for that very verdict (``None`` if none)."""
-    store = open_store(store_root, dataset)
+    store = open_store(store_root, dataset, signing_key)
     gate = _gate_record(store, batch)
     out = store.run_dir(batch)
     verdict = verdict_summary(json.loads((out / "verdict.json").read_text()), dataset, batch, out)
@@ -158,15 +158,16 @@ def review_state(store_root: str | None, dataset: str, batch: str) -> dict[str, 
 
 
 def record_review(store_root: str | None, dataset: str, batch: str, *, approved: bool, reviewer: str, reason: str,
-                  actor: Any) -> dict[str, Any]:
+                  actor: Any, signing_key: Any = None) -> dict[str, Any]:
     """Record a person's decision on the batch's latest verdict in the ledger."""
-    store = open_store(store_root, dataset)
+    store = open_store(store_root, dataset, signing_key)
     return _review_of(store.record_review(batch, approved=approved, reviewer=reviewer, reason=reason, actor=actor))
 
 
-def promote_reviewed(store_root: str | None, dataset: str, batch: str, actor: Any) -> dict[str, Any]:
+def promote_reviewed(store_root: str | None, dataset: str, batch: str, actor: Any,
+                     signing_key: Any = None) -> dict[str, Any]:
     """Promote a batch a reviewer approved (the store refuses one without a recorded approval),
     at the place in the order of promotions its gate run was recorded with."""
-    store = open_store(store_root, dataset)
+    store = open_store(store_root, dataset, signing_key)
     gate = _gate_record(store, batch)
     return dict(store.promote(store.run_dir(batch), batch, actor, key=gate.body["key"]).to_dict())
