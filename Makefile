@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 # Airflow keeps its config and SQLite metadata DB here, never in ~/airflow.
 export AIRFLOW_HOME := $(CURDIR)/.airflow
 
-.PHONY: setup test test-fast demo lint format bench bench-quick lock clean
+.PHONY: setup test test-fast demo airflow-ui lint format bench bench-quick lock clean
 
 $(STAMP):
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "poisonguard needs Python 3.11; set PYTHON=/path/to/python3.11"'
@@ -29,6 +29,13 @@ test-fast: setup
 
 demo: setup
 	$(BIN)/python scripts/demo.py
+
+# The Airflow UI on http://localhost:8080 over the demo's metadata DB (scheduler, dag-processor,
+# api-server, triggerer); log in as admin, password in .airflow/simple_auth_manager_passwords.json.generated.
+airflow-ui: setup
+	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	AIRFLOW__USAGE_DATA_COLLECTION__ENABLED=False SCARF_ANALYTICS=false DO_NOT_TRACK=1 GX_ANALYTICS_ENABLED=False \
+	$(BIN)/airflow standalone
 
 lint: setup
 	$(BIN)/ruff check src tests dags plugins bench datasets scripts

@@ -85,3 +85,33 @@ def batch_file(tmp_path: Path, name: str, seed: int, n: int = 300, flip_fraction
     path = tmp_path / f"{name}.parquet"
     frame.to_parquet(path, index=False)
     return path
+
+
+# --------------------------------------------------------------------------- Airflow (see airflow_harness.py)
+
+@pytest.fixture(scope="session")
+def airflow_parse_home(tmp_path_factory: pytest.TempPathFactory):
+    """An AIRFLOW_HOME for parsing DAGs in subprocesses (no metadata DB)."""
+    from airflow_harness import AirflowHome, airflow_env
+
+    path = tmp_path_factory.mktemp("airflow-parse")
+    return AirflowHome(path, airflow_env(path))
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory):
+    """An AIRFLOW_HOME with a migrated SQLite metadata DB, shared by the session's Airflow tests;
+    Airflow runs in subprocesses with it, so nothing reaches the project's .airflow. The gate's
+    signing key comes from the Airflow connection ``poisonguard_signing``."""
+    from airflow_harness import SIGNING_CONNECTION, migrated_home
+
+    return migrated_home(tmp_path_factory.mktemp("airflow"), **SIGNING_CONNECTION)
+
+
+@pytest.fixture
+def gate_data(tmp_path: Path):
+    """A store with the ``synthetic`` dataset (golden reference + holdout), an empty landing
+    root, and a policy that runs every check in seconds."""
+    from airflow_harness import gate_data
+
+    return gate_data(tmp_path)

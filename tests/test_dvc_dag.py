@@ -1,14 +1,11 @@
 """The Airflow DAG ``poisonguard_dvc_gate``: it imports fast and light, and ``dag.test()`` fails
-the run on block (nothing moves) and promotes on pass. Airflow runs in subprocesses with their
-own AIRFLOW_HOME, so its config and metadata DB never leak into other tests."""
+the run on block (nothing moves) and promotes on pass. Airflow runs in subprocesses with the
+session's own AIRFLOW_HOME (the shared fixtures in conftest.py), so its config and metadata DB
+never leak into other tests."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -36,19 +33,8 @@ print("STATE", dag.test(run_conf=json.loads(sys.argv[2])).state)
 """
 
 
-def airflow_env(home: Path) -> dict[str, str]:
-    return {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(DAG_FILE.parent),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "DVC_NO_ANALYTICS": "1",
-            "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False", "SCARF_ANALYTICS": "false"}
-
-
-def python(code: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
-                          check=False)
-
-
-def test_the_dag_file_is_light_and_asks_for_repo_path_and_label(tmp_path):
-    proc = python(_INSPECT, str(DAG_FILE), env=airflow_env(tmp_path))
+def test_the_dag_file_is_light_and_asks_for_repo_path_and_label(airflow_parse_home):
+    proc = airflow_parse_home.python(_INSPECT, str(DAG_FILE))
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout.strip().splitlines()[-1])
     assert info == {"dag_id": "poisonguard_dvc_gate", "tasks": ["gate_and_promote"], "heavy": [],
@@ -58,25 +44,20 @@ def test_the_dag_file_is_light_and_asks_for_repo_path_and_label(tmp_path):
 
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_dag_test_fails_on_block_and_promotes_on_pass(tmp_path):
-    home = tmp_path / "airflow"
-    env = airflow_env(home)
-    migrate = subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], capture_output=True,
-                             text=True, env=env, check=False)
-    assert migrate.returncode == 0, migrate.stderr[-2000:]
+def test_dag_test_fails_on_block_and_promotes_on_pass(tmp_path, airflow_home):
     project = make_project(build_template(tmp_path / "template"), tmp_path / "p")
     conf = {"repo": str(project.repo), "path": "data/credit.parquet", "label": "status",
             "policy": str(project.policy), "out_dir": str(tmp_path / "out")}
 
     project.new_version("flips_20")
     before = project.state()
-    blocked = python(_TEST_RUN, str(DAG_FILE), json.dumps(conf), env=env)
+    blocked = airflow_home.python(_TEST_RUN, str(DAG_FILE), json.dumps(conf))
     assert "STATE failed" in blocked.stdout, blocked.stdout[-3000:] + blocked.stderr[-3000:]
     assert "AirflowFailException" in blocked.stdout + blocked.stderr
     assert project.state() == before
 
     project.new_version("clean_1")
-    passed = python(_TEST_RUN, str(DAG_FILE), json.dumps(conf), env=env)
+    passed = airflow_home.python(_TEST_RUN, str(DAG_FILE), json.dumps(conf))
     assert "STATE success" in passed.stdout, passed.stdout[-3000:] + passed.stderr[-3000:]
     promoted = run(project.repo, "git", "rev-parse", "poisonguard/credit/promoted^{commit}")
     assert promoted == run(project.repo, "git", "rev-parse", "HEAD") == run(

@@ -1,0 +1,94 @@
+"""``poisoning_gate(...)``: the whole gate as one task group that any DAG can drop in.
+
+::
+
+    prepare ─► fit.<row check> ─► score_parts (mapped, one per file) ─► checks.<row check> ─┐
+       └────────────────────────► checks.backdoor ─────────────────────────────────────────┤
+                                                 checks.rows_done ◄────────────────────────┘
+                                                     └─► checks.baseline, checks.drift ─► checks.done
+                                                                                            └─► finish ─► request_review ─► promote
+
+One task per check, named by the check, so the grid shows which one fired (a blocking check's
+task fails). ``rows_done`` and ``done`` are joins that wait for every check whatever its state,
+so the batch checks, finish (quarantine, report, verdict, ledger) still run after a check blocked;
+they sit behind ``prepare`` with the default trigger rule, so nothing runs on a batch that could
+not be prepared. ``promote`` is the group's only leaf: it succeeds (and emits the dataset's Asset
+event) on promote and fails, naming the reasons, on block — so ``gate >> train`` runs training
+only on promoted data, and a blocked batch fails the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import TaskGroup, TriggerRule, XComArg
+
+from poisonguard.airflow.catalog import CHECKS
+from poisonguard.airflow.operators import (
+    PLAN_KEY,
+    CheckOperator,
+    FinishOperator,
+    FitCheckOperator,
+    PrepareBatchOperator,
+    PromoteOperator,
+    ScorePartOperator,
+    promotion_outlet,
+)
+from poisonguard.airflow.review import REVIEW_DAG_ID, RequestReviewOperator
+
+# A check's verdict does not change on retry; only prepare (shared storage hiccups) retries.
+_NO_RETRY = {"retries": 0}
+
+
+def poisoning_gate(*, dataset: str, batch: str = "{{ ds }}", key: str | None = None, incoming: str | None = None,
+                   policy: str | None = None, policy_dir: str | None = None,
+                   policy_overrides: Mapping[str, Any] | str | None = None,
+                   store_root: str | None = None, landing_root: str | None = None, id_column: str | None = None,
+                   review_dag_id: str | None = REVIEW_DAG_ID, group_id: str = "gate") -> TaskGroup:
+    """Gate one batch of ``dataset`` and promote it or block it, as a task group.
+
+    Every argument but ``review_dag_id`` and ``group_id`` is templated (e.g. ``"{{ params.policy }}"``).
+    ``batch`` names the batch in the dataset's store (default: the logical date, ``YYYY-MM-DD``);
+    ``key`` places it in the order of promotions (default: ``batch``): the batch is gated against
+    the golden reference plus every batch promoted with a smaller key. ``incoming`` defaults to the
+    landing layout (:mod:`poisonguard.airflow.locations`), ``policy`` to ``<policy_dir>/<dataset>.yml``
+    if it exists (else the default policy); ``store_root`` and ``landing_root`` to
+    ``$POISONGUARD_STORE`` / ``$POISONGUARD_LANDING`` (read when the task runs). On block, a run
+    of ``review_dag_id`` is requested so a person can approve or reject the batch (``None``: no
+    review). A ``dataset`` known at parse time gets its own Asset as the promote task's outlet;
+    a templated one goes through :data:`~poisonguard.airflow.operators.PROMOTED_ALIAS`.
+    Returns the group; its only leaf is ``promote``.
+    """
+    with TaskGroup(group_id=group_id, tooltip=f"poisonguard gate for {dataset}") as group:
+        prepare = PrepareBatchOperator(
+            task_id="prepare", dataset=dataset, batch=batch, key=key, incoming=incoming, policy=policy,
+            policy_dir=policy_dir, policy_overrides=policy_overrides, store_root=store_root,
+            landing_root=landing_root, id_column=id_column)
+        plan = XComArg(prepare, key=PLAN_KEY)
+        with TaskGroup(group_id="fit", tooltip="row checks learn from trusted data"):
+            fits = [FitCheckOperator(task_id=c.name, check=c.name, plan=plan) for c in CHECKS if c.partitioned]
+        score = ScorePartOperator.partial(task_id="score_parts", map_index_template="part {{ task.part }}",
+                                          **_NO_RETRY).expand_kwargs(prepare.output)
+        fits >> score
+        with TaskGroup(group_id="checks", tooltip="one task per check; a failed task blocked the batch"):
+            rows = [CheckOperator(task_id=c.name, check=c.name, plan=plan, **_NO_RETRY)
+                    for c in CHECKS if c.phase == "rows"]
+            rows_done = EmptyOperator(task_id="rows_done", trigger_rule=TriggerRule.ALL_DONE)
+            batch_checks = [CheckOperator(task_id=c.name, check=c.name, plan=plan, **_NO_RETRY)
+                            for c in CHECKS if c.phase == "batch"]
+            done = EmptyOperator(task_id="done", trigger_rule=TriggerRule.ALL_DONE)
+        for task, check in zip(rows, (c for c in CHECKS if c.phase == "rows"), strict=True):
+            if check.partitioned:
+                score >> task
+        rows >> rows_done >> batch_checks >> done
+        finish = FinishOperator(task_id="finish", plan=plan)
+        done >> finish
+        promote = PromoteOperator(task_id="promote", plan=plan, verdict=finish.output,
+                                  outlet=promotion_outlet(dataset),
+                                  trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, **_NO_RETRY)
+        if review_dag_id is not None:
+            finish >> RequestReviewOperator(task_id="request_review", plan=plan, verdict=finish.output,
+                                            trigger_dag_id=review_dag_id) >> promote
+    return group
