@@ -1,7 +1,7 @@
 """The verdict's numbers as a flat DVC metrics file, so ``dvc metrics show`` / ``dvc metrics diff``
 compare gate runs across versions.
 
-Keys are dotted paths (``checks.label_flips.mean_doubt``); values are numbers only (booleans
+Keys are dotted paths (``checks.label_flips.mean_surprise``); values are numbers only (booleans
 as 0/1); lists and strings are left out. Built from the documented verdict.json fields only.
 """
 
