@@ -7,6 +7,8 @@ STAMP := $(VENV)/.synced-$(shell cat requirements.lock pyproject.toml | cksum | 
 UV_VERSION := 0.13.9
 # Airflow keeps its config and SQLite metadata DB here, never in ~/airflow.
 export AIRFLOW_HOME := $(CURDIR)/.airflow
+# Where the scheduled DAG finds each date's batch: datasets/landing/<dataset>/<YYYY-MM-DD>/*.parquet.
+export POISONGUARD_LANDING ?= $(CURDIR)/datasets/landing
 
 .PHONY: setup test test-fast demo airflow-ui lint format bench bench-quick lock clean
 

@@ -6,7 +6,7 @@ promotion or ledger record):
 
 1. migrates the metadata DB in ``$AIRFLOW_HOME`` (``.airflow`` under the project);
 2. creates the ``synthetic`` store (golden reference + holdout) and lands one batch per date
-   under ``$AIRFLOW_HOME/poisonguard/landing/synthetic/<date>/`` (the first split into 3 files,
+   under ``$POISONGUARD_LANDING/synthetic/<date>/`` (``make demo``: ``datasets/landing/``; the first split into 3 files,
    so its scoring runs as 3 mapped tasks);
 3. starts an api-server and a scheduler (LocalExecutor) on loopback and backfills the dates
    with Airflow's own CLI, one run at a time, oldest first;
