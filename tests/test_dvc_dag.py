@@ -16,7 +16,9 @@ DAG_FILE = ROOT / "dags" / "poisonguard_dvc_gate.py"
 _INSPECT = """
 import json, runpy, sys
 dag = runpy.run_path(sys.argv[1])["dag_object"]
-heavy = sorted({m.split(".")[0] for m in sys.modules} & {"dvc", "pandas", "sklearn", "poisonguard"})
+# The poisonguard package itself may be imported (Airflow loads its plugin); its DVC code may not.
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"dvc", "pandas", "sklearn"}
+               | {m for m in sys.modules if m.startswith(("poisonguard.dvc", "poisonguard.stages"))})
 try:
     dag.params.validate()
     missing = None

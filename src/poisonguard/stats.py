@@ -25,3 +25,31 @@ def rate_exceeds(count: int, n: int, expected_fraction: float, *, min_excess_fra
     p_value = rate_excess_p_value(count, n, expected_fraction)
     observed = count / n if n else 0.0
     return (observed > expected_fraction + min_excess_fraction and p_value < max_p_value), p_value
+
+
+def mean_excess_p_value(reference: np.ndarray, mean: float, n: int, *, seed: int, resamples: int = 10_000,
+                        max_draws: int = 20_000_000) -> float:
+    """One-sided p-value of a batch of ``n`` rows having a mean of at least ``mean`` when its rows
+    are like ``reference``'s.
+
+    For skewed statistics (a few rows carry most of the mass) the normal approximation is far
+    too confident on small batches, so the mean of ``n`` rows drawn from the reference is
+    bootstrapped (seeded: same input, same p-value) while that takes at most ``max_draws``
+    draws; larger batches, where the mean is close to normal, use the normal approximation.
+    """
+    from scipy.stats import norm
+
+    reference = np.asarray(reference, dtype=np.float64)
+    if n <= 0 or len(reference) == 0:
+        return 1.0
+    if n * resamples > max_draws:
+        z = (mean - reference.mean()) / max(reference.std() / np.sqrt(n), 1e-12)
+        return float(norm.sf(z))
+    rng = np.random.default_rng(seed)
+    at_least = 0
+    per_chunk = max(1, 2_000_000 // n)
+    for start in range(0, resamples, per_chunk):
+        size = min(per_chunk, resamples - start)
+        means = reference[rng.integers(0, len(reference), size=(size, n))].mean(axis=1)
+        at_least += int(np.sum(means >= mean - 1e-12))
+    return (1 + at_least) / (1 + resamples)
