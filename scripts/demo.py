@@ -145,7 +145,8 @@ def main() -> int:
     airflow(env, "db", "migrate")
     say(f"2. store {store}/synthetic and {len(BATCHES)} landed batches in {landing}/synthetic/")
     DatasetStore.create(store, "synthetic", golden=SYNTHETIC / "reference.parquet", label="label",
-                        holdout=SYNTHETIC / "holdout.parquet", actor=Actor(kind="demo", user=os.environ.get("USER")))
+                        holdout=SYNTHETIC / "holdout.parquet", unsigned=True,
+                        actor=Actor(kind="demo", user=os.environ.get("USER")))
     land(landing)
     for date, (scenario, files) in BATCHES.items():
         say(f"   {date}: {scenario} ({files} file{'s' if files > 1 else ''})")

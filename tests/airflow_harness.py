@@ -47,6 +47,20 @@ SIGNING_CONNECTION = {"AIRFLOW_CONN_POISONGUARD_SIGNING": json.dumps(
     {"conn_type": "generic", "login": "pytest", "password": "a-test-signing-key-0123456789"})}
 
 
+def signing_key():
+    """The key of :data:`SIGNING_CONNECTION`: the store is signed with it, as Airflow signs."""
+    from poisonguard.ledger import SigningKey
+
+    return SigningKey.from_text("a-test-signing-key-0123456789", "pytest")
+
+
+def open_store(root: Path):
+    """The test store of ``synthetic`` under ``root``, opened with its key."""
+    from poisonguard.store import DatasetStore
+
+    return DatasetStore(root, "synthetic", key=signing_key())
+
+
 def airflow_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment of an Airflow process that keeps everything in ``home``."""
     return {**os.environ, **TELEMETRY_OFF, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
@@ -273,5 +287,5 @@ def gate_data(root: Path) -> GateData:
     data = GateData(root / "store", root / "landing", root / "policy.yml")
     data.policy.write_text(FAST_POLICY)
     DatasetStore.create(data.store_root, "synthetic", golden=SYNTHETIC / "reference.parquet", label="label",
-                        holdout=SYNTHETIC / "holdout.parquet", actor=Actor(kind="test", user="pytest"))
+                        holdout=SYNTHETIC / "holdout.parquet", key=signing_key(), actor=Actor(kind="test", user="pytest"))
     return data

@@ -73,7 +73,7 @@ def store(tmp_path: Path, files: dict[str, Path]):
     from poisonguard.store import Actor, DatasetStore
 
     return DatasetStore.create(tmp_path / "stores", "toy", golden=files["reference"], label="y",
-                               holdout=files["holdout"], actor=Actor("test"))
+                               holdout=files["holdout"], unsigned=True, actor=Actor("test"))
 
 
 def batch_file(tmp_path: Path, name: str, seed: int, n: int = 300, flip_fraction: float = 0.0) -> Path:

@@ -15,9 +15,9 @@ CLEAN, BLOCKED = "2025-01-01", "2025-01-02"
 
 
 def _store(gate_data):
-    from poisonguard.store import DatasetStore
+    from airflow_harness import open_store
 
-    return DatasetStore(gate_data.store_root, "synthetic")
+    return open_store(gate_data.store_root)
 
 
 def _ledger_kinds(store) -> list[tuple[str, str]]:

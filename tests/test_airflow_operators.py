@@ -69,7 +69,7 @@ def _gate(store, landing, batch, policy):
     """Every stage of the gate through the operators, as the task group wires them; returns
     the plan and each check task's outcome ('success', 'failed: <message>', 'skipped')."""
     plan, parts = runs.prepare_batch(dataset="toy", batch=batch, store_root=str(store.path.parent),
-                                     landing_root=str(landing), policy=str(policy))
+                                     landing_root=str(landing), policy=str(policy), signing_key=store.key)
     for name in plan["row_checks"]:
         FitCheckOperator(task_id=f"fit.{name}", check=name, plan=plan).execute({})
     for part in parts:
@@ -144,17 +144,22 @@ def test_data_swapped_after_the_gate_fails_promote_without_retry(tmp_path, store
     assert store.promoted() == []
 
 
-def test_verdicts_are_signed_with_the_configured_key_and_promote_checks_it(tmp_path, store, fast_policy,
-                                                                           monkeypatch):
+def test_verdicts_are_signed_with_the_configured_key_and_another_key_is_refused(tmp_path, files, fast_policy,
+                                                                               monkeypatch):
     from poisonguard.airflow.operators import FinishOperator
+    from poisonguard.ledger import SigningKey
+    from poisonguard.store import DatasetStore
 
     monkeypatch.setenv("POISONGUARD_SIGNING_KEY", "the-gate-key-of-this-test")  # no Airflow connection here: the fallback
+    store = DatasetStore.create(tmp_path / "signed", "toy", golden=files["reference"], label="y",
+                                holdout=files["holdout"], key=SigningKey.from_text("the-gate-key-of-this-test"))
     landing = _land(tmp_path, "2025-01-06")
     plan, _, _ = _gate(store, landing, "2025-01-06", fast_policy)
     verdict = FinishOperator(task_id="finish", plan=plan).execute(_context())
     assert "signature" in json.loads((store.run_dir("2025-01-06") / "verdict.json").read_text())
     monkeypatch.setenv("POISONGUARD_SIGNING_KEY", "another-key-entirely-0123")
-    with pytest.raises(AirflowFailException, match=r"PromotionRefused: .*invalid signature"):
+    with pytest.raises(AirflowFailException, match=r"LedgerTampered: .*signed with key '[0-9a-f]+', but the "
+                       r"configured key is"):
         PromoteOperator(task_id="promote", plan=plan, verdict=verdict, outlet=promoted_asset("toy")).execute(
             _context())
     assert store.promoted() == []

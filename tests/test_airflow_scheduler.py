@@ -94,9 +94,9 @@ def _json(value) -> str:
 
 
 def _store(gate_data):
-    from poisonguard.store import DatasetStore
+    from airflow_harness import open_store
 
-    return DatasetStore(gate_data.store_root, "synthetic")
+    return open_store(gate_data.store_root)
 
 
 def _plan(af, run) -> dict:

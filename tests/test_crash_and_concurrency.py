@@ -57,7 +57,8 @@ def test_kill_9_at_random_points_of_a_promotion_leaves_old_or_new_state(tmp_path
     import shutil
 
     template = tmp_path / "template"
-    store = DatasetStore.create(template, "toy", golden=files["reference"], label="y", holdout=files["holdout"])
+    store = DatasetStore.create(template, "toy", golden=files["reference"], label="y", holdout=files["holdout"],
+                                unsigned=True)
     gate_batch(store, batch_file(tmp_path, "b1", seed=81), "b1", actor=ACTOR, policy=fast_policy, promote=False)
 
     def promote_in_driver(root, kill_after: float | None) -> float:
@@ -131,7 +132,7 @@ def test_a_locked_dataset_times_out_clearly_and_other_datasets_proceed(tmp_path,
     from poisonguard.cli import main
 
     other = DatasetStore.create(store.path.parent, "other", golden=files["reference"], label="y",
-                                holdout=files["holdout"])
+                                holdout=files["holdout"], unsigned=True)
     incoming = batch_file(tmp_path, "b", seed=99)
     holder = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
               "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'pid %d' % os.getpid()); print('locked', flush=True); "

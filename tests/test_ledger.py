@@ -99,7 +99,7 @@ def test_a_rewrite_without_the_key_is_caught(tmp_path):
     assert [p.seq for p in problems] == list(range(6)) and all("not signed" in p.what for p in problems)
     forged_key = SigningKey.from_text("someone-elses-key-0123456789abcd", "test")  # same id, other secret
     again = Ledger(tmp_path / "again.jsonl", forged_key)
-    for r in ledger.records():
+    for r in ledger.raw_records():
         again.append(r.kind, r.body)
     ledger.path.write_bytes(again.path.read_bytes())
     assert all("signature is invalid" in p.what for p in verify(ledger)) and len(verify(ledger)) == 6

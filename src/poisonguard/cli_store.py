@@ -1,16 +1,17 @@
-"""CLI commands over dataset stores: ``store init``, ``gate``, ``promote``, ``ledger`` and
-``quarantine``. Each handler is a few lines over the core; errors carry their exit codes."""
+"""CLI commands over dataset stores: ``store init``, ``gate``, ``promote``, ``review``, ``ledger``
+and ``quarantine``. Each handler is a few lines over the core; errors carry their exit codes."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
-from poisonguard.errors import UsageError
+from poisonguard.errors import LedgerTampered, UsageError
 
-EXIT_TAMPERED = 6
+EXIT_TAMPERED = LedgerTampered.exit_code
 
 
 def _store(args: argparse.Namespace):
@@ -53,6 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     init.add_argument("--holdout", metavar="PATH", help="trusted rows no model trains on (optional)")
     init.add_argument("--max-reference-rows", type=int, default=200_000, metavar="N",
                       help="golden + newest promoted rows kept in the reference (default 200000)")
+    init.add_argument("--unsigned", action="store_true",
+                      help="create a store without a signing key (anyone who can write its files can forge its "
+                      "records); without this flag, POISONGUARD_SIGNING_KEY must be set")
     init.set_defaults(handler=_store_init)
     status = ssub.add_parser("status", help="what the store holds: promoted batches, reference size, ledger head")
     _add_store_args(status)
@@ -75,12 +79,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gate.add_argument("-q", "--quiet", action="store_true")
     gate.set_defaults(handler=_gate)
 
-    promote = sub.add_parser("promote", help="promote a finished gate run into a store (verified)")
+    promote = sub.add_parser("promote", help="promote a recorded gate run into a store (verified, at most once)",
+                             description="Exit 0 promoted (or already promoted as this batch), 5 refused, "
+                             "6 ledger tampered.")
     _add_store_args(promote)
-    promote.add_argument("--out", required=True, metavar="DIR", help="the gate run's output directory")
     promote.add_argument("--batch", required=True, metavar="ID")
-    promote.add_argument("--key", metavar="KEY", help="see 'gate --key'")
+    promote.add_argument("--out", metavar="DIR", help="the gate run's output directory (default: the one the "
+                         "batch's latest gate record names)")
+    promote.add_argument("--key", metavar="KEY", help="see 'gate --key' (default: the gate run's)")
     promote.set_defaults(handler=_promote)
+
+    review = sub.add_parser("review", help="record a reviewer's decision on a gated batch (signed like every record)")
+    rsub = review.add_subparsers(dest="review_command", required=True)
+    for name, text in (("approve", "approve the batch's latest verdict: a blocked batch can then be promoted"),
+                       ("reject", "reject the batch's latest verdict: it stays unpromoted")):
+        p = rsub.add_parser(name, help=text)
+        _add_store_args(p)
+        p.add_argument("--batch", required=True, metavar="ID")
+        p.add_argument("--reviewer", required=True, metavar="NAME", help="who decides (recorded)")
+        p.add_argument("--reason", required=True, metavar="TEXT", help="why (recorded)")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(handler=_review, approved=name == "approve")
 
     ledger = sub.add_parser("ledger", help="verify or show a dataset's tamper-evident ledger")
     lsub = ledger.add_subparsers(dest="ledger_command", required=True)
@@ -124,11 +143,15 @@ def _store_init(args: argparse.Namespace) -> int:
     from poisonguard.store import DatasetStore
 
     store = DatasetStore.create(store_root(args.store), args.dataset, golden=args.golden, label=args.label,
-                                holdout=args.holdout, key=signing_key(), actor=_actor(args),
+                                holdout=args.holdout, key=signing_key(), unsigned=args.unsigned, actor=_actor(args),
                                 max_reference_rows=args.max_reference_rows)
     info = store.info
+    if args.unsigned:
+        print(f"poisonguard: warning: store '{args.dataset}' is unsigned: anyone who can write {store.path} can "
+              "forge its ledger records and verdicts. Use a signing key in production.", file=sys.stderr)
+    signed = f"signed with key '{store.signed_by}'" if store.signed_by else "UNSIGNED"
     print(f"store for '{args.dataset}' at {store.path}: golden {info['golden_rows']} rows "
-          f"(sha256 {info['golden_sha256'][:12]}), label '{info['label']}'")
+          f"(sha256 {info['golden_sha256'][:12]}), label '{info['label']}', {signed}")
     return 0
 
 
@@ -171,9 +194,24 @@ def _gate(args: argparse.Namespace) -> int:
 
 def _promote(args: argparse.Namespace) -> int:
     store = _store(args)
-    promotion = store.promote(args.out, args.batch, _actor(args), key=args.key)
+    out = args.out or store.latest_gate(args.batch).body["run_dir"]
+    promotion = store.promote(out, args.batch, _actor(args), key=args.key)
     print(f"PROMOTED: batch {args.batch}: {promotion.clean_rows} clean rows into '{store.dataset}'"
           + (" (already promoted: nothing changed)" if promotion.already else ""))
+    return 0
+
+
+def _review(args: argparse.Namespace) -> int:
+    store = _store(args)
+    record = store.record_review(args.batch, approved=args.approved, reviewer=args.reviewer, reason=args.reason,
+                                 actor=_actor(args))
+    body = record.body
+    verb = "approved" if body["approved"] else "rejected"
+    human = f"{verb}: batch {args.batch} ({body['decision']} verdict {body['verdict_sha256'][:12]}) by " \
+            f"{body['reviewer']} (ledger record {record.seq})"
+    if body["approved"] and body["decision"] != "promote":
+        human += f"\n  promote it with: poisonguard promote --dataset {store.dataset} --batch {args.batch}"
+    _print(args, human, record.to_dict())
     return 0
 
 
@@ -200,17 +238,20 @@ def _ledger_verify(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         print(json.dumps({"records": n, "problems": [str(p) for p in problems], "intact": not tampered}, indent=2))
     elif not problems:
-        print(f"OK: {n} records, chain intact" + (", every signature valid" if ledger.key else " (no signing key "
-                                                    "set: signatures not checked)"))
+        print(f"OK: {n} records, chain intact" + (", every signature valid" if ledger.signed else " (an unsigned "
+                                                    "ledger: anyone who can write it can rewrite it)"))
     else:
         for p in problems:
             print(("TAMPERED " if p.tampering else "NOTE ") + str(p))
-    return EXIT_TAMPERED if tampered else 0
+    if tampered:
+        more = f" ({len(tampered) - 1} more on stdout)" if len(tampered) > 1 else ""
+        raise LedgerTampered(f"ledger {ledger.path}: {tampered[0]}{more}. Restore it from a backup.")
+    return 0
 
 
 def _ledger_show(args: argparse.Namespace) -> int:
     ledger = _ledger(args)
-    records = ledger.records()
+    records = ledger.raw_records()  # shown as they are, verified or not ('ledger verify' judges them)
     if getattr(args, "json", False):
         print(json.dumps([r.to_dict() for r in records], indent=2))
         return 0

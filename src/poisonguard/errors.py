@@ -31,3 +31,22 @@ class InputError(PoisonguardError):
 
 class CheckTimeout(PoisonguardError):
     """A check ran past its ``timeout_seconds``; the gate blocks (fail closed)."""
+
+
+class LockTimeout(PoisonguardError):
+    """Another run held the lock for longer than the timeout (exit code 4)."""
+
+    exit_code = 4
+
+
+class PromotionRefused(PoisonguardError):
+    """What was asked to be promoted is not what the gate passed (exit code 5)."""
+
+    exit_code = 5
+
+
+class LedgerTampered(PoisonguardError):
+    """A ledger record was edited, removed, reordered, inserted or left unsigned, or its
+    signatures cannot be verified (no key, another key): nothing acts on it (exit code 6)."""
+
+    exit_code = 6

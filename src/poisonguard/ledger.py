@@ -12,6 +12,13 @@ counted, :func:`verify` reports it as such and the next append (under the lock) 
 What the chain does not do on its own: someone who can rewrite the whole file can recompute every
 hash. A signing key stops that (they cannot sign); cutting records off the end is caught by
 comparing with a head hash kept elsewhere (every verdict and promotion carries the head it saw).
+
+A ledger is *signed* or not as a whole: a dataset store says which when it is created, a
+standalone ledger file is signed when a key is configured or its first record is signed. In a
+signed ledger every record must carry a valid signature, whatever the environment: an unsigned
+record there is tampering, and without the key the signatures cannot be verified, which is
+refused too. :meth:`Ledger.records` verifies the whole chain before it returns anything, so
+nothing acts on a record that does not verify.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from poisonguard.errors import InputError
+from poisonguard.errors import InputError, LedgerTampered
 
 GENESIS = "0" * 64
 
@@ -94,6 +101,8 @@ class Problem:
     tampering: bool = True
 
     def __str__(self) -> str:
+        if self.line == 0:  # the ledger as a whole
+            return self.what
         where = f"line {self.line}" + (f" (record {self.seq})" if self.seq is not None else "")
         return f"{where}: {self.what}"
 
@@ -107,11 +116,28 @@ def now() -> str:
 
 
 class Ledger:
-    """The ledger file at ``path``. Callers serialise appends (a dataset store holds its lock)."""
+    """The ledger file at ``path``. Callers serialise appends (a dataset store holds its lock).
 
-    def __init__(self, path: Path, key: SigningKey | None = None) -> None:
+    ``signed``: whether every record must be signed; ``None`` infers it (a key is configured, or
+    the first record is signed). A dataset store passes what it recorded when it was created."""
+
+    def __init__(self, path: Path, key: SigningKey | None = None, *, signed: bool | None = None) -> None:
         self.path = Path(path)
         self.key = key
+        self._signed = signed
+        self._verified: tuple[tuple[int, int, int], list[Record]] | None = None
+
+    @property
+    def signed(self) -> bool:
+        if self._signed is not None:
+            return self._signed
+        if self.key is not None:
+            return True
+        lines = self._lines()[0]
+        try:
+            return bool(lines) and json.loads(lines[0]).get("signature") is not None
+        except (ValueError, AttributeError):
+            return False
 
     def _lines(self) -> tuple[list[bytes], bool]:
         """Complete lines, and whether a torn (unterminated) last line follows them."""
@@ -122,8 +148,8 @@ class Ledger:
         torn = lines[-1] != b""
         return lines[:-1], torn
 
-    def records(self) -> list[Record]:
-        """Every complete record, in file order (unverified: see :func:`verify`)."""
+    def raw_records(self) -> list[Record]:
+        """Every complete record, in file order, *unverified* (to show a damaged ledger)."""
         out = []
         for i, line in enumerate(self._lines()[0], start=1):
             try:
@@ -132,6 +158,24 @@ class Ledger:
                 raise InputError(f"ledger {self.path} line {i} is not a ledger record ({e}). "
                                  "Run 'poisonguard ledger verify' to see what happened to it.") from None
         return out
+
+    def records(self) -> list[Record]:
+        """Every complete record, in file order, after verifying the whole chain (and, in a
+        signed ledger, every signature). Raises :class:`LedgerTampered` naming the first problem."""
+        if not self.path.exists():
+            return []
+        st = self.path.stat()
+        stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+        if self._verified is not None and self._verified[0] == stamp:
+            return list(self._verified[1])
+        tampered = [p for p in verify(self) if p.tampering]
+        if tampered:
+            more = f" (and {len(tampered) - 1} more problem(s))" if len(tampered) > 1 else ""
+            raise LedgerTampered(f"ledger {self.path}: {tampered[0]}{more}. Nothing was changed; run 'poisonguard "
+                                 "ledger verify' for every problem and restore the ledger from a backup.")
+        records = self.raw_records()
+        self._verified = (stamp, records)
+        return list(records)
 
     def head(self) -> tuple[int, str]:
         """``(records, hash of the last one)``; ``(0, GENESIS)`` for an empty ledger."""
@@ -146,12 +190,17 @@ class Ledger:
         return None
 
     def append(self, kind: str, body: Mapping[str, Any]) -> Record:
-        """Add one record at the end (cutting off a torn last line first) and fsync it."""
+        """Add one record at the end (cutting off a torn last line first) and fsync it. The chain
+        is verified first; a signed ledger takes only records signed with its key."""
+        if self.signed and self.key is None:
+            raise LedgerTampered(f"ledger {self.path} is signed, but no signing key is set: a record cannot be "
+                                 "added without it. Set POISONGUARD_SIGNING_KEY to the key the ledger is signed with.")
+        records = self.records()
         lines, torn = self._lines()
         if torn:
             with open(self.path, "r+b") as f:
                 f.truncate(sum(len(line) + 1 for line in lines))
-        last = Record.from_dict(json.loads(lines[-1])) if lines else None
+        last = records[-1] if records else None
         content = {"seq": 0 if last is None else last.seq + 1, "prev": GENESIS if last is None else last.hash,
                    "kind": kind, "time": now(), "body": json.loads(canonical(body))}
         digest = _hash(content)
@@ -167,18 +216,22 @@ class Ledger:
         return record
 
 
-def verify(ledger: Ledger, *, require_signatures: bool | None = None) -> list[Problem]:
+def verify(ledger: Ledger) -> list[Problem]:
     """Every problem with the ledger; empty when it is intact.
 
     Finds: a record whose content no longer matches its hash (edited), records out of ``seq``
     order (reordered), a ``seq`` that appears twice (inserted), gaps in ``seq`` (removed), a
-    record that does not link to the one before it (inserted or replaced), a missing or wrong
-    signature when a key is set (``require_signatures`` defaults to whether the ledger has a
-    key), and a torn last line (an interrupted write: reported, but not as tampering)."""
+    record that does not link to the one before it (inserted or replaced), in a signed ledger
+    an unsigned record (always) and a wrong signature or key, a signed ledger whose signatures
+    cannot be checked for want of the key, and a torn last line (an interrupted write:
+    reported, but not as tampering)."""
     lines, torn = ledger._lines()
-    if require_signatures is None:
-        require_signatures = ledger.key is not None
+    require_signatures = ledger.signed
     problems: list[Problem] = []
+    if require_signatures and ledger.key is None and lines:
+        problems.append(Problem(0, None, f"ledger {ledger.path} is signed, but no signing key is set: cannot verify "
+                                "signatures without the key. Set POISONGUARD_SIGNING_KEY to the key it is signed "
+                                "with"))
     parsed: list[tuple[int, Record]] = []
     for i, line in enumerate(lines, start=1):
         try:
@@ -220,10 +273,10 @@ def verify(ledger: Ledger, *, require_signatures: bool | None = None) -> list[Pr
 
 def _signature_problems(key: SigningKey | None, required: bool, line: int, r: Record) -> list[Problem]:
     if r.signature is None:
-        return [Problem(line, r.seq, "it is not signed, but a signing key is configured: the record was "
+        return [Problem(line, r.seq, "it is not signed, but the ledger is signed: the record was "
                         "inserted or re-written without the key")] if required else []
     if key is None:
-        return []
+        return []  # a signed record where no key is set: verify() reports the ledger as unverifiable
     if r.key_id != key.key_id:
         return [Problem(line, r.seq, f"signed with key '{r.key_id}', not the configured key '{key.key_id}'")]
     if not key.verify(r.hash.encode(), r.signature):

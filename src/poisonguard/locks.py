@@ -9,15 +9,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from poisonguard.errors import PoisonguardError
+from poisonguard.errors import LockTimeout
 
+__all__ = ["LockTimeout", "file_lock"]
 _HELD: dict[str, int] = {}  # locks this process holds, by lock file: nested locks re-enter
-
-
-class LockTimeout(PoisonguardError):
-    """Another run held the lock for longer than the timeout (exit code 4)."""
-
-    exit_code = 4
 
 
 @contextlib.contextmanager

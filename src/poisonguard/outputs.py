@@ -15,6 +15,7 @@ import pandas as pd
 
 from poisonguard import __version__
 from poisonguard.checks import REGISTRY
+from poisonguard.errors import UsageError
 from poisonguard.policy import Policy
 from poisonguard.results import CheckResult, Verdict
 
@@ -33,7 +34,13 @@ SCORE_PREFIX = "_pg_score_"
 def prepare_out_dir(out: Path) -> None:
     """Create ``out`` and remove a previous run's outputs, so a failed run never leaves a stale
     clean.parquet or verdict that looks like this run's."""
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a directory. Name a directory for the outputs (it is created "
+                         "if missing).")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out {out} cannot be created ({e.strerror}). Name a directory you can write.") from None
     for name in OUTPUT_FILES:
         (out / name).unlink(missing_ok=True)
 

@@ -1,10 +1,12 @@
 """Verified promotion of a gate run into a dataset store (see :meth:`DatasetStore.promote`).
 
-Nothing the gate wrote is trusted on its word: the verdict must be signed (when a key is set),
-the incoming data is read again and must hash to what the verdict recorded (file SHA-256s and
-the rows root), and the clean rows are derived again from it and the verdict's quarantined rows.
-So a verdict cannot be replayed onto other data, and data swapped between check and promote is
-caught. The caller holds the dataset's lock.
+Nothing the gate wrote is trusted on its word: the verdict must be signed (in a signed store)
+and be the very verdict the ledger's gate record for the batch holds (an edited verdict, or one
+made outside the store, has no such record); the incoming data is read again and must hash to
+what the verdict recorded (file SHA-256s and the rows root), and the clean rows are derived
+again from it and the verdict's quarantined rows. So a verdict cannot be replayed onto other
+data, data swapped between check and promote is caught, and one run — or one set of rows — goes
+into the store at most once. The caller holds the dataset's lock.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ import numpy as np
 import pandas as pd
 
 from poisonguard import __version__
-from poisonguard.errors import InputError
+from poisonguard.errors import InputError, PromotionRefused
+from poisonguard.ledger import Record
 from poisonguard.store import (
     Actor,
     Promotion,
-    PromotionRefused,
     _stable,
     document_sha256,
     replace_dir,
@@ -35,17 +37,23 @@ if TYPE_CHECKING:
     from poisonguard.store import DatasetStore
 
 
-def promote(store: DatasetStore, out: Path, batch: str, actor: Actor, key: str) -> Promotion:
+def promote(store: DatasetStore, out: Path, batch: str, actor: Actor, key: str | None) -> Promotion:
+    records = store.records()  # the store's key, the whole chain and every signature verified, once
     verdict_path = out / "verdict.json"
     if not verdict_path.exists():
         raise PromotionRefused(f"{verdict_path} does not exist: there is no gate run to promote. Run the gate first.")
     raw = verdict_path.read_bytes()
-    document = json.loads(raw)
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        raise PromotionRefused(f"{verdict_path} is not JSON: it is not a verdict the gate wrote. Re-run the gate.") \
+            from None
     verify_document(document, store.key, verdict_path)
     digest = document_sha256(_stable(document))
     final = store.path / "batches" / batch
+    gate = _gate_record(records, store, batch, digest, document, verdict_path)
 
-    done = store.ledger.find("promote", batch=batch)
+    done = _last(records, "promote", batch=batch)
     if done is not None:
         if done.body["verdict_sha256"] != digest:
             raise PromotionRefused(f"batch '{batch}' of '{store.dataset}' was already promoted from another verdict "
@@ -54,10 +62,18 @@ def promote(store: DatasetStore, out: Path, batch: str, actor: Actor, key: str) 
             raise InputError(f"promoted batch {final} no longer matches its ledger record {done.seq}: it was "
                              "changed. Restore it from a backup.")
         return Promotion(batch, True, True, done.body["clean_rows"], done.body["quarantined_rows"], done.to_dict())
+    rows_root = document["provenance"]["rows_root"]
+    twin = next((r for r in reversed(records) if r.kind == "promote"
+                 and (r.body["verdict_sha256"] == digest or r.body["rows_root"] == rows_root)), None)
+    if twin is not None:
+        raise PromotionRefused(f"these rows were already promoted into '{store.dataset}' as batch "
+                               f"'{twin.body['batch']}' (ledger record {twin.seq}): a run, and a set of rows, is "
+                               "promoted at most once per store.")
+    key = key or str(gate.body["key"])
 
     approval = None
     if document["decision"] != "promote":
-        approval = store.ledger.find("review", batch=batch, verdict_sha256=digest)
+        approval = _last(records, "review", batch=batch, verdict_sha256=digest)
         if approval is None or not approval.body["approved"]:
             raise PromotionRefused(f"the gate blocked batch '{batch}' ({_reasons(document)}); only a reviewer's "
                                    "recorded approval of this very verdict can promote it.")
@@ -90,8 +106,33 @@ def promote(store: DatasetStore, out: Path, batch: str, actor: Actor, key: str) 
                                                    "reviewer": approval.body["reviewer"]},
         "actor": actor.to_dict(), "code_version": __version__,
     }
-    record = store.ledger.append("promote", body)
+    record = store.ledger.append("promote", body)  # the commit point
     return Promotion(batch, True, False, len(clean), len(quarantined), record.to_dict())
+
+
+def _last(records: list[Record], kind: str, **match: Any) -> Record | None:
+    return next((r for r in reversed(records)
+                 if r.kind == kind and all(r.body.get(k) == v for k, v in match.items())), None)
+
+
+def _gate_record(records: list[Record], store: DatasetStore, batch: str, digest: str, document: dict[str, Any],
+                 where: Path) -> Record:
+    """The ledger's gate record of this very verdict for ``batch``, cross-checked field by field."""
+    gate = _last(records, "gate", verdict_sha256=digest)
+    if gate is None:
+        raise PromotionRefused(f"{where} is not a verdict the gate recorded in the ledger of '{store.dataset}' (no "
+                               f"gate record has its hash {digest[:16]}): it was edited, or made outside this store. "
+                               f"Gate the batch into the store ('poisonguard gate --dataset {store.dataset} ...').")
+    body = gate.body
+    if body["batch"] != batch:
+        raise PromotionRefused(f"the gate recorded {where} for batch '{body['batch']}' (ledger record {gate.seq}), "
+                               f"not '{batch}'. Promote it as --batch {body['batch']}.")
+    prov = document["provenance"]
+    recorded = (body["decision"], body["rows_root"], body["incoming_sha256"], body.get("outputs", {}))
+    if recorded != (document["decision"], prov["rows_root"], prov["incoming_sha256"], document.get("outputs", {})):
+        raise PromotionRefused(f"{where} does not say what its gate record {gate.seq} says (decision, rows root, "
+                               "incoming hash or outputs): it was edited. Re-run the gate.")
+    return gate
 
 
 def _reasons(document: dict[str, Any]) -> str:

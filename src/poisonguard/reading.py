@@ -84,6 +84,7 @@ def _read_parquet(path: Path, role: str) -> pd.DataFrame:
         raise InputError(f"{role} {path} is not a readable Parquet file ({_first_line(e)}). "
                          "The file is corrupt or truncated; re-export it.") from None
     _refuse_duplicate_columns(table.schema.names, path, role)
+    _refuse_nested_columns(table.schema, path, role)
     return table.to_pandas()
 
 
@@ -120,6 +121,17 @@ def _refuse_duplicate_columns(names: list[str], path: Path, role: str) -> None:
     dups = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
     if dups:
         raise InputError(f"{role} {path} has duplicate column name(s) {dups}. Column names must be unique.")
+
+
+def _refuse_nested_columns(schema, path: Path, role: str) -> None:
+    """Lists, structs and maps are not features: refuse them by name instead of failing later."""
+    import pyarrow.types as pat
+
+    nested = [f"{f.name} ({f.type})" for f in schema
+              if pat.is_nested(f.type) or (pat.is_dictionary(f.type) and pat.is_nested(f.type.value_type))]
+    if nested:
+        raise InputError(f"{role} {path} has nested column(s) {nested}: lists, structs and maps cannot be "
+                         "features or labels. Flatten them into one column per value, or drop them.")
 
 
 def _first_line(e: BaseException) -> str:
@@ -206,8 +218,10 @@ def parquet_part(path: Path, role: str) -> Part:
     except (pa.ArrowException, OSError) as e:
         raise InputError(f"{role} {path} is not a readable Parquet file ({_first_line(e)}). "
                          "The file is corrupt or truncated; re-export it.") from None
-    names = list(meta.schema.to_arrow_schema().names)
+    schema = meta.schema.to_arrow_schema()
+    names = list(schema.names)
     _refuse_duplicate_columns(names, path, role)
+    _refuse_nested_columns(schema, path, role)
     return Part(path, int(meta.num_rows), tuple(names), hash_file(path))
 
 

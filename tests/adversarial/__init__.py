@@ -1,0 +1,1 @@
+"""Attacks on the store, the ledger and promotion that must stay refused."""
