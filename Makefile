@@ -27,7 +27,7 @@ test: setup
 	$(BIN)/pytest
 
 test-fast: setup
-	$(BIN)/pytest -m "not e2e and not slow"
+	$(BIN)/pytest tests/unit tests/adversarial -m "not slow"
 
 demo: setup
 	$(BIN)/python scripts/demo.py

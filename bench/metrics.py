@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bench.data import Encoder
-from poisonguard import attacks
+from poisonguard.testing import attacks
 
 
 def row_scores(flagged: list[int] | np.ndarray, poisoned: np.ndarray, n_rows: int) -> dict[str, float | int | None]:

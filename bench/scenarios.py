@@ -1,5 +1,5 @@
 """The scenario matrix: every batch with its ground truth (poisoned rows), the decision it should
-get, and why. Built from the committed clean batches with :mod:`poisonguard.attacks`, seeded."""
+get, and why. Built from the committed clean batches with :mod:`poisonguard.testing.attacks`, seeded."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from bench.data import SEED, Dataset
-from poisonguard import attacks
+from poisonguard.testing import attacks
 
 PROMOTE, BLOCK = "promote", "block"
 FLIP_PERCENTS = (2, 5, 10, 20, 40)

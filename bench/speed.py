@@ -21,7 +21,7 @@ import pandas as pd
 
 from bench.harness import POISONGUARD, Files, run_defence
 from bench.metrics import row_scores
-from poisonguard import attacks
+from poisonguard.testing import attacks
 
 LABEL = "label"
 FLIP_FRACTION = 0.05

@@ -46,7 +46,7 @@ _OPTIONAL_TEXT = {"type": ["null", "string"], "minLength": 1}
 def poisonguard_dvc_gate() -> None:
     @task(retries=0)
     def gate_and_promote() -> dict[str, Any]:
-        """Run :func:`poisonguard.dvc.promotion.gate_dvc_path`; fail the task on block or unusable input."""
+        """Run :func:`poisonguard.dvc.gating.gate_dvc_path`; fail the task on block or unusable input."""
         import os
         import re
         import tempfile
@@ -55,9 +55,9 @@ def poisonguard_dvc_gate() -> None:
         from airflow.sdk import get_current_context
         from airflow.sdk.exceptions import AirflowFailException
 
-        from poisonguard.dvc.promotion import Outcome, gate_dvc_path
+        from poisonguard.dvc.gating import Outcome, gate_dvc_path
         from poisonguard.errors import InputError, UsageError
-        from poisonguard.telemetry import disable_telemetry
+        from poisonguard.kernel.telemetry import disable_telemetry
 
         disable_telemetry()
         context = get_current_context()

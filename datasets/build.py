@@ -24,7 +24,7 @@ import pandas as pd
 from sklearn import datasets as skd
 from sklearn.datasets import make_classification
 
-from poisonguard import attacks
+from poisonguard.testing import attacks
 
 ROOT = Path(__file__).resolve().parent
 SEED = 20261123

@@ -46,7 +46,7 @@ def say(text: str = "") -> None:
 
 
 def environment(home: Path) -> dict[str, str]:
-    from poisonguard.telemetry import TELEMETRY_OFF
+    from poisonguard.kernel.telemetry import TELEMETRY_OFF
 
     return {**os.environ, **TELEMETRY_OFF, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__PARALLELISM": "4"}
@@ -133,7 +133,8 @@ def runs_by_date(env: dict[str, str]) -> dict[str, dict[str, str]]:
 
 def main() -> int:
     from poisonguard.airflow.locations import landing_root, store_root
-    from poisonguard.store import Actor, DatasetStore
+    from poisonguard.store.dataset import DatasetStore
+    from poisonguard.store.records import Actor
 
     started = time.monotonic()
     home = Path(os.environ.get("AIRFLOW_HOME") or ROOT / ".airflow").resolve()
@@ -188,7 +189,7 @@ def main() -> int:
 
 
 def report(env: dict[str, str], store: Path, runs: dict[str, dict[str, str]]) -> None:
-    from poisonguard.store import DatasetStore
+    from poisonguard.store.dataset import DatasetStore
 
     say("\n4. outcome per date")
     for date in sorted(BATCHES):

@@ -6,6 +6,9 @@ cannot evaluate at all. Messages say what is wrong, where, and what to do.
 
 from __future__ import annotations
 
+# The exit codes of the outcomes that are not errors.
+EXIT_PROMOTE, EXIT_BLOCK = 0, 1
+
 
 class PoisonguardError(Exception):
     """Base class. ``exit_code`` is what the CLI exits with."""
@@ -50,3 +53,5 @@ class LedgerTampered(PoisonguardError):
     signatures cannot be verified (no key, another key): nothing acts on it (exit code 6)."""
 
     exit_code = 6
+
+EXIT_USAGE, EXIT_INPUT = UsageError.exit_code, InputError.exit_code

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from poisonguard.errors import UsageError
-from poisonguard.ledger import SigningKey
+from poisonguard.kernel.signing import SigningKey
 
 SIGNING_KEY = "POISONGUARD_SIGNING_KEY"
 SIGNING_KEY_ID = "POISONGUARD_SIGNING_KEY_ID"

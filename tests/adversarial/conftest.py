@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST_POLICY, batch_file, make_frame
 from poisonguard.cli import main
-from poisonguard.ledger import SigningKey
-from poisonguard.store import DatasetStore
+from poisonguard.kernel.signing import SigningKey
+from poisonguard.store.dataset import DatasetStore
+from support.data import batch_file, make_frame
+from support.policies import FAST_POLICY
 
 SECRET = "adversarial-test-key-0123456789abcdef"
 KEY = SigningKey.from_text(SECRET)
@@ -67,8 +68,8 @@ def _build(base: Path) -> World:
         DatasetStore.create(world.root, name, golden=golden, label="y", holdout=holdout, key=key,
                             unsigned=key is None)
         store = DatasetStore(world.root, name, key=key)
-        from poisonguard.ingest import gate_batch
-        from poisonguard.store import Actor
+        from poisonguard.store.records import Actor
+        from poisonguard.workflows import gate_batch
 
         actor = Actor("test", user="builder")
         for batch, promote in (("good", True), ("bad", True), ("held", False)):

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from poisonguard.ledger import Record, SigningKey, _hash, canonical, now
+from poisonguard.kernel.signing import SigningKey, canonical
+from poisonguard.store.ledger import Record, _hash, now
 
 
 def append_forged(path: Path, kind: str, body: dict[str, Any], key: SigningKey | None = None) -> None:
@@ -33,7 +34,7 @@ def write_lines(path: Path, lines: list[bytes]) -> None:
 
 def promoted_batches(world, name: str) -> list[str]:
     """The batches the ledger says were promoted, read without any key (raw, as a check)."""
-    from poisonguard.ledger import Ledger
+    from poisonguard.store.ledger import Ledger
 
     return [r.body["batch"] for r in Ledger(world.root / name / "ledger.jsonl", signed=False).raw_records()
             if r.kind == "promote"]

@@ -11,12 +11,12 @@ import pandas as pd
 
 from adversarial.conftest import SECRET
 from adversarial.helpers import promoted_batches
-from poisonguard.ledger import Ledger, verify
+from poisonguard.store.ledger import Ledger, verify
 
 # Promote 'held', dying by SIGKILL at the last instant before the ledger record is written.
 DRIVER = """
 import os, signal, sys
-from poisonguard.ledger import Ledger
+from poisonguard.store.ledger import Ledger
 from poisonguard.settings import signing_key
 from poisonguard.store import Actor, DatasetStore
 
@@ -40,8 +40,9 @@ def test_kill_9_between_files_in_place_and_the_ledger_record(world, capsys):
         store_dir = world.root / name
         assert (store_dir / "batches" / "held" / "clean.parquet").exists()  # the files were in place...
         assert promoted_batches(world, name) == ["good"]  # ...but nothing committed them
-        from poisonguard.ledger import SigningKey
-        from poisonguard.store import Actor, DatasetStore
+        from poisonguard.kernel.signing import SigningKey
+        from poisonguard.store.dataset import DatasetStore
+        from poisonguard.store.records import Actor
 
         skey = SigningKey.from_text(key) if key else None
         assert not [p for p in verify(Ledger(store_dir / "ledger.jsonl", skey)) if p.tampering]

@@ -9,7 +9,7 @@ import pandas as pd
 
 from adversarial.conftest import cli, one_line
 from adversarial.helpers import promoted_batches
-from conftest import make_frame
+from support.data import make_frame
 
 
 def test_a_list_typed_column_is_unusable_input_not_an_internal_error(world, capsys, tmp_path):

@@ -10,7 +10,8 @@ import pytest
 
 from adversarial.conftest import KEY, SECRET, cli, one_line
 from adversarial.helpers import append_forged, ledger_lines, promoted_batches, write_lines
-from poisonguard.ledger import Ledger, canonical, verify
+from poisonguard.kernel.signing import canonical
+from poisonguard.store.ledger import Ledger, verify
 
 # Every command that acts on ledger records, as (args, what it would do).
 ACTIONS = {
@@ -50,7 +51,7 @@ def _reorder(lines, i):
 
 def _insert(lines, i):
     # A record with a valid hash, linked to record i-1 and claiming seq i: record i then repeats it.
-    from poisonguard.ledger import Record, _hash
+    from poisonguard.store.ledger import Record, _hash
 
     prev = json.loads(lines[i - 1])
     content = {"seq": i, "prev": prev["hash"], "kind": "review", "time": prev["time"],
@@ -113,10 +114,10 @@ def test_a_swapped_golden_reference_with_a_matching_store_json_is_caught(world, 
     golden = store_dir / "golden.parquet"
     golden.chmod(0o644)
     pd.read_parquet(golden).iloc[:-50].to_parquet(golden, index=False)
-    from poisonguard.store import sha256_file
+    from poisonguard.kernel.hashing import hash_file
 
     info = json.loads((store_dir / "store.json").read_text())
-    info["golden_sha256"] = sha256_file(golden)
+    info["golden_sha256"] = hash_file(golden)
     (store_dir / "store.json").write_text(json.dumps(info))
     code, _, err = cli(capsys, "gate", "-q", "--dataset", "signed", "--incoming", str(world.batch("held")),
                        "--batch", "new")
@@ -125,7 +126,7 @@ def test_a_swapped_golden_reference_with_a_matching_store_json_is_caught(world, 
 
 
 def test_a_poisoned_reference_cache_is_never_used(world, capsys, signed_env, caplog):
-    from poisonguard.store import DatasetStore
+    from poisonguard.store.dataset import DatasetStore
 
     store = DatasetStore(world.root, "signed", key=KEY)
     path = store.reference_path()

@@ -10,7 +10,7 @@ import pytest
 
 from adversarial.conftest import KEY, cli, one_line
 from adversarial.helpers import append_forged, promoted_batches
-from poisonguard.ledger import Ledger
+from poisonguard.store.ledger import Ledger
 
 
 def _edit_to_promote(path):
@@ -37,7 +37,7 @@ def test_a_forged_unsigned_approval_in_a_signed_store_is_refused(world, signed_e
 
 
 def test_a_forged_signed_with_another_key_approval_is_refused(world, signed_env, capsys):
-    from poisonguard.ledger import SigningKey
+    from poisonguard.kernel.signing import SigningKey
 
     store = world.store("signed", KEY)
     gate = store.ledger.find("gate", batch="bad")
@@ -114,7 +114,7 @@ def test_data_swapped_between_check_and_promote_is_refused(world, capsys):
     try:
         code, _, err = cli(capsys, "promote", "--dataset", "plain", "--batch", "held")
     finally:
-        from conftest import batch_file
+        from support.data import batch_file
 
         batch_file(world.data, "held", seed=13)  # restore the shared input
     assert code == 5

@@ -1,5 +1,5 @@
 """Operators over the gate's stages. Each ``execute`` is a few lines: call the core (through
-:mod:`poisonguard.airflow.runs` or :mod:`poisonguard.stages`) and map its outcome to a task state.
+:mod:`poisonguard.airflow.runs` or :mod:`poisonguard.engine.stages`) and map its outcome to a task state.
 
 Task states, by design:
 
@@ -59,7 +59,7 @@ def emit_promotion(context: Context, outlet: Asset | AssetAlias, dataset: str, e
 def actor_of(context: Context) -> Any:
     """Who is running this task, for the ledger: the DAG, run and task, and the user who
     triggered the run (``None`` for scheduled runs)."""
-    from poisonguard.store import Actor
+    from poisonguard.store.records import Actor
 
     ti, dag_run = context["ti"], context.get("dag_run")
     return Actor(kind="airflow", dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id,
@@ -77,7 +77,7 @@ def signing_key() -> Any:
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     from poisonguard import settings
-    from poisonguard.ledger import SigningKey
+    from poisonguard.kernel.signing import SigningKey
 
     try:
         connection = Connection.get(SIGNING_CONNECTION)
@@ -181,11 +181,11 @@ class FitCheckOperator(_OneCheckOperator):
     enabled_key = "row_checks"
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from poisonguard import stages
+        from poisonguard.engine import stages
 
         self.skip_unless_enabled()
         with failing_without_retry():
-            info = stages.fit(self.plan["work_dir"], self.check)
+            info = stages.fit(self.plan["work_dir"], self.check, signing_key=signing_key())
         if info["error"]:
             self.log.warning("fitting %s failed: %s (the check will block the batch)", self.check, info["error"])
         return info
@@ -203,7 +203,7 @@ class ScorePartOperator(BaseOperator):
         self.work_dir, self.part = work_dir, part
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from poisonguard import stages
+        from poisonguard.engine import stages
 
         with failing_without_retry():
             info = stages.score_part(self.work_dir, int(self.part))
@@ -220,11 +220,12 @@ class CheckOperator(_OneCheckOperator):
     ui_color = "#fff4e5"
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from poisonguard import stages
+        from poisonguard.engine import stages
 
         self.skip_unless_enabled()
         with failing_without_retry():
-            summary = stages.summarize(self.plan["work_dir"], self.check, out_dir=self.plan["out_dir"])
+            summary = stages.summarize(self.plan["work_dir"], self.check, out_dir=self.plan["out_dir"],
+                                         signing_key=signing_key())
         self.log.info("%s: %s, %s row(s) flagged, findings %s", self.check, summary["status"],
                       summary["flagged_rows"], summary["findings"])
         if summary["blocks"]:

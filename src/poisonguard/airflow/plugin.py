@@ -29,7 +29,7 @@ def reports_app() -> Any:
 
     from poisonguard.airflow import locations
     from poisonguard.errors import UsageError
-    from poisonguard.store import check_name
+    from poisonguard.store.records import check_name
 
     app = FastAPI(title="poisonguard", description="Reports of poisonguard gate runs.")
 

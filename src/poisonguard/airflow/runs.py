@@ -24,14 +24,14 @@ class NothingLanded(Exception):
 def open_store(store_root: str | Path | None, dataset: str, signing_key: Any = None) -> Any:
     """The dataset's store under ``store_root`` (see :func:`locations.store_root`); verdicts and
     ledger records are signed and checked with ``signing_key`` (a ``SigningKey``) when given."""
-    from poisonguard.store import DatasetStore
+    from poisonguard.store.dataset import DatasetStore
 
     return DatasetStore(locations.store_root(store_root), dataset, key=signing_key)
 
 
 def effective_policy(policy: str | Path | None, overrides: Mapping[str, Any] | None) -> Any:
     """The policy file (or the default policy) with ``overrides`` merged over it, validated."""
-    from poisonguard.policy import load_policy, policy_from_dict
+    from poisonguard.engine.policy import load_policy, policy_from_dict
 
     base = load_policy(policy)
     if not overrides:
@@ -52,7 +52,7 @@ def prepare_batch(*, dataset: str, batch: str, key: str | None = None, store_roo
                   policy_dir: str | None = None, policy_overrides: Mapping[str, Any] | None = None,
                   id_column: str | None = None,
                   signing_key: Any = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Find the batch and the trusted data, and stage the run (:func:`poisonguard.stages.prepare`).
+    """Find the batch and the trusted data, and stage the run (:func:`poisonguard.engine.stages.prepare`).
 
     ``incoming`` defaults to the landing layout, ``policy`` to the dataset's policy file in
     ``policy_dir`` (see :mod:`poisonguard.airflow.locations`), ``policy_overrides`` are merged
@@ -63,11 +63,12 @@ def prepare_batch(*, dataset: str, batch: str, key: str | None = None, store_roo
     of the batch (what the scoring tasks are mapped over). Raises :class:`NothingLanded` when no
     batch has landed, and the core's ``InputError``/``UsageError``/``PolicyError`` for unusable
     input."""
-    from poisonguard import stages
-    from poisonguard.store import check_name
+    from poisonguard.engine import stages
+    from poisonguard.store.records import check_name
+    from poisonguard.workflows import store_inputs
 
     store = open_store(store_root, dataset, signing_key)
-    label = store.label  # refuses a dataset without a store before anything else
+    _ = store.label  # refuses a dataset without a store before anything else
     check_name(batch, "batch")
     key = key or batch
     if incoming is None:
@@ -78,10 +79,10 @@ def prepare_batch(*, dataset: str, batch: str, key: str | None = None, store_roo
                                 f"{landing / dataset / batch}/*.parquet (or {batch}.parquet / {batch}.csv).")
         incoming = str(found)
     policy_file = policy or locations.default_policy(dataset, policy_dir)
-    reference = store.reference_path(before=key)
-    staged = stages.prepare(reference, incoming, label=label, work_dir=store.work_dir(batch),
-                            holdout=store.holdout_path, policy=effective_policy(policy_file, policy_overrides),
-                            id_column=id_column, golden=store.golden_path)
+    inputs = store_inputs(store, incoming, key=key, policy=effective_policy(policy_file, policy_overrides),
+                          id_column=id_column)
+    staged = stages.prepare(inputs, work_dir=store.work_dir(batch))
+    reference = inputs.reference
     plan = {"dataset": dataset, "batch": batch, "key": key, "store_root": str(store.path.parent),
             "incoming": str(incoming), "reference": str(reference), "policy": str(policy_file) if policy_file else None,
             "work_dir": staged["work_dir"],
@@ -104,7 +105,7 @@ def finish_batch(plan: Mapping[str, Any], actor: Any, signing_key: Any = None) -
     """Decide, write verdict.json, quarantine.parquet and report.html (and clean.parquet on
     promote) to the batch's run directory, and record the run in the ledger (once per verdict:
     a re-run with the same outcome adds no record). Returns the verdict in a few fields."""
-    from poisonguard import stages
+    from poisonguard.engine import stages
 
     store = open_store(plan["store_root"], plan["dataset"], signing_key)
     run = stages.finish(plan["work_dir"], plan["out_dir"], signing_key=store.key)

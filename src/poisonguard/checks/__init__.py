@@ -1,95 +1,108 @@
-"""The registry of checks. Adding a check = one module here + one entry in :data:`REGISTRY`
-+ its ``Spec`` as a field of :class:`poisonguard.policy.ChecksPolicy`.
+"""The registry of checks: the built-in ones, in the order of the flow, then every third-party
+check installed under the entry-point group ``poisonguard.checks``.
 
-Every check module exposes the same shape:
+A plug-in is one module of the documented shape (see :mod:`poisonguard.checks.base`) — or a
+:class:`~poisonguard.checks.base.CheckDef` — named by an entry point, e.g. in its
+``pyproject.toml``::
 
-- ``NAME``: its id in the policy and the verdict;
-- ``Spec``: a :class:`poisonguard.spec.CheckSpec` subclass with its parameters and thresholds;
-- ``CODES``: each finding code it can emit, with its default severity;
-- ``PHASE``: ``"rows"`` (scores rows) or ``"batch"`` (judges the batch; runs after the row
-  checks, with ``ctx.suspect_rows`` set);
-- ``run(frame, spec, *, ctx) -> CheckResult``: reports everything it found, never decides.
+    [project.entry-points."poisonguard.checks"]
+    constant_columns = "my_package.constant_columns"
 
-A row check that can score a batch in parts (mapped tasks, chunks of a large file) defines
-``fit``, ``score`` and ``summarize`` instead of ``run`` (see :mod:`poisonguard.parts`); its
-``run`` is then their composition, so both paths give the same result.
+Its ``Spec`` then appears in the policy (``checks.<name>``: validated, with defaults), in the
+verdict and in the policy reference, with no change to poisonguard. ``register`` adds one in
+process (notebooks, tests). ``poisonguard.testing.check_contract`` is the contract every check
+passes. The registry is built on first use, not at import.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import importlib
+from collections.abc import Iterator, MutableMapping
 from types import ModuleType
-from typing import Any, Literal
 
-import pandas as pd
+from poisonguard.checks.base import CHUNK_ROWS, Check, CheckDef, score_in_chunks
+from poisonguard.errors import UsageError
 
-from poisonguard.checks import (
-    backdoor,
-    baseline,
-    cumulative,
-    drift,
-    label_flips,
-    outliers,
-    provenance,
-    schema,
-)
-from poisonguard.context import GateContext
-from poisonguard.parts import Fitted, PartScores, merge
-from poisonguard.results import CheckResult, Severity
-from poisonguard.spec import CheckSpec
-
-# Rows scored at once by a partitioned check: bounds the memory of per-row intermediates
-# (encoded features, neighbour lists) whatever the batch size.
-CHUNK_ROWS = 100_000
+ENTRY_POINT_GROUP = "poisonguard.checks"
+BUILTIN = ("provenance", "schema", "outliers", "label_flips", "backdoor", "baseline", "drift", "cumulative")
+__all__ = ["BUILTIN", "CHUNK_ROWS", "ENTRY_POINT_GROUP", "REGISTRY", "Check", "CheckDef", "register",
+           "score_in_chunks"]
 
 
-@dataclass(frozen=True)
-class CheckDef:
-    name: str
-    spec: type[CheckSpec]
-    codes: Mapping[str, Severity]
-    phase: Literal["rows", "batch"]
-    run: Callable[..., object]
-    doc: str
-    fit: Callable[[Any, GateContext], Fitted] | None = None
-    score: Callable[[pd.DataFrame, Fitted, Any, GateContext], PartScores] | None = None
-    summarize: Callable[[PartScores, Fitted, Any, GateContext], CheckResult] | None = None
-
-    @property
-    def partitioned(self) -> bool:
-        """Whether the check scores rows in parts (``fit`` / ``score`` / ``summarize``)."""
-        return self.fit is not None
-
-    @classmethod
-    def of(cls, module: ModuleType) -> CheckDef:
-        doc = (module.__doc__ or "").strip().splitlines()[0]
-        if hasattr(module, "fit"):
-            return cls(module.NAME, module.Spec, module.CODES, module.PHASE, _composed(module), doc,
-                       module.fit, module.score, module.summarize)
-        return cls(module.NAME, module.Spec, module.CODES, module.PHASE, module.run, doc)
+def as_check(obj: object, where: str) -> CheckDef:
+    """``obj`` (a :class:`CheckDef`, or a module of the documented shape) as a :class:`CheckDef`."""
+    if isinstance(obj, CheckDef):
+        return obj
+    if isinstance(obj, ModuleType):
+        missing = [a for a in ("NAME", "Spec", "CODES", "PHASE") if not hasattr(obj, a)]
+        if not hasattr(obj, "run") and not hasattr(obj, "fit"):
+            missing.append("run (or fit/score/summarize)")
+        if missing:
+            raise UsageError(f"check {where} lacks {missing}. A check module defines NAME, Spec, CODES, PHASE and "
+                             "run (see poisonguard.checks.base).")
+        try:
+            return CheckDef.of(obj)
+        except TypeError as e:
+            raise UsageError(f"check {where}: {e}") from None
+    raise UsageError(f"check {where} is a {type(obj).__name__}, not a CheckDef or a check module.")
 
 
-def score_in_chunks(score: Callable[[pd.DataFrame, Fitted, Any, GateContext], PartScores], frame: pd.DataFrame,
-                    fitted: Fitted, spec: Any, ctx: GateContext, chunk_rows: int = CHUNK_ROWS) -> PartScores:
-    """``score`` over ``frame`` in chunks of ``chunk_rows``, merged (a row's scores do not
-    depend on the chunk it is in)."""
-    if len(frame) <= chunk_rows:
-        return score(frame, fitted, spec, ctx)
-    return merge([score(frame.iloc[i:i + chunk_rows], fitted, spec, ctx) for i in range(0, len(frame), chunk_rows)])
+class _Registry(MutableMapping[str, CheckDef]):
+    """Name -> check, built on first use: the built-ins, then the entry points."""
+
+    def __init__(self) -> None:
+        self._checks: dict[str, CheckDef] | None = None
+
+    def _loaded(self) -> dict[str, CheckDef]:
+        if self._checks is None:
+            checks = {c.name: c for c in (CheckDef.of(importlib.import_module(f"poisonguard.checks.{n}"))
+                                          for n in BUILTIN)}
+            for check in _entry_point_checks():
+                if check.name in checks:
+                    raise UsageError(f"check plug-in '{check.name}' has the name of a check that is already "
+                                     "registered. Rename the plug-in's NAME.")
+                checks[check.name] = check
+            self._checks = checks
+        return self._checks
+
+    def __getitem__(self, name: str) -> CheckDef:
+        return self._loaded()[name]
+
+    def __setitem__(self, name: str, check: CheckDef) -> None:
+        self._loaded()[name] = check
+
+    def __delitem__(self, name: str) -> None:
+        del self._loaded()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._loaded()))
+
+    def __len__(self) -> int:
+        return len(self._loaded())
 
 
-def _composed(module: ModuleType) -> Callable[..., CheckResult]:
-    def run(frame: pd.DataFrame, spec: Any, *, ctx: GateContext) -> CheckResult:
-        fitted = module.fit(spec, ctx)
-        return module.summarize(score_in_chunks(module.score, frame, fitted, spec, ctx), fitted, spec, ctx)
+def _entry_point_checks() -> list[CheckDef]:
+    from importlib.metadata import entry_points
 
-    run.__doc__ = f"{module.NAME}: fit on trusted data, score the batch in chunks, summarize."
-    return run
+    out = []
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        where = f"plug-in '{ep.name}' ({ep.value}, entry point group {ENTRY_POINT_GROUP})"
+        try:
+            loaded = ep.load()
+        except Exception as e:  # a broken plug-in stops the gate with a clear error, never silently
+            raise UsageError(f"check {where} cannot be loaded ({type(e).__name__}: {e}). Fix or uninstall it.") \
+                from None
+        out.append(as_check(loaded, where))
+    return out
 
 
-# Order is the order of the flow in DESIGN.md.
-REGISTRY: dict[str, CheckDef] = {
-    d.name: d
-    for d in map(CheckDef.of, (provenance, schema, outliers, label_flips, backdoor, baseline, drift, cumulative))
-}
+REGISTRY: MutableMapping[str, CheckDef] = _Registry()
+
+
+def register(check: CheckDef | ModuleType) -> CheckDef:
+    """Add a check to the registry in this process; returns it as registered."""
+    checked = as_check(check, repr(getattr(check, "name", getattr(check, "__name__", check))))
+    if checked.name in REGISTRY:
+        raise UsageError(f"a check named '{checked.name}' is already registered.")
+    REGISTRY[checked.name] = checked
+    return checked

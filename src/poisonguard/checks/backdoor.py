@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from poisonguard.context import GateContext, label_strings
-from poisonguard.results import CheckResult, Finding, Severity
-from poisonguard.spec import CheckSpec
+from poisonguard.kernel.context import GateContext, label_strings
+from poisonguard.kernel.results import CheckResult, Finding, Severity
+from poisonguard.kernel.spec import CheckSpec
 
 NAME = "backdoor"
 PHASE = "rows"

@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from poisonguard.context import GateContext
-from poisonguard.models import classifier
-from poisonguard.results import CheckResult, Finding, Severity
-from poisonguard.spec import CheckSpec
-from poisonguard.stats import rate_excess_p_value
+from poisonguard.kernel.context import GateContext
+from poisonguard.kernel.models import classifier
+from poisonguard.kernel.parts import Fitted
+from poisonguard.kernel.results import CheckResult, Finding, Severity
+from poisonguard.kernel.spec import CheckSpec
+from poisonguard.kernel.stats import rate_excess_p_value
 
 NAME = "baseline"
 PHASE = "batch"
@@ -77,10 +78,16 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
             f"the holdout has {len(y_hold)} rows; at least {spec.min_holdout_rows} are needed to compare models",
             [], value=len(y_hold), threshold=spec.min_holdout_rows),), {"holdout_rows": len(y_hold)})
 
-    correct = {}
-    for name, keep in (("reference", None), ("clean", is_clean), ("raw", np.ones(len(usable), dtype=bool))):
-        xt = x_ref if keep is None else np.vstack([x_ref, x_used[keep]])
-        yt = y_ref if keep is None else np.concatenate([y_ref, y_used[keep]])
+    def reference_model() -> Fitted:  # trusted data only: kept in the fitted state
+        return Fitted(arrays={"correct": classifier(spec.model, ctx.seed).fit(x_ref, y_ref).predict(x_hold) == y_hold})
+
+    correct = {"reference": ctx.persisted("baseline.reference_model", (spec.model, ),
+                                          reference_model).arrays["correct"]}
+    for name, keep in (("clean", is_clean), ("raw", np.ones(len(usable), dtype=bool))):
+        if name == "raw" and is_clean.all():  # the same training rows: the same model
+            correct["raw"] = correct["clean"]
+            continue
+        xt, yt = np.vstack([x_ref, x_used[keep]]), np.concatenate([y_ref, y_used[keep]])
         correct[name] = classifier(spec.model, ctx.seed).fit(xt, yt).predict(x_hold) == y_hold
 
     findings = []

@@ -16,11 +16,11 @@ import pandas as pd
 from pydantic import Field
 
 from poisonguard.checks.drift import CATEGORICAL_METHOD, NUMERIC_METHOD, _prepared, _sample, _stattest, noise_threshold
-from poisonguard.checks.provenance import canonical_block, row_keys
-from poisonguard.context import GateContext, is_numeric, label_strings
-from poisonguard.imports import quiet_import
-from poisonguard.results import CheckResult, Finding, Severity
-from poisonguard.spec import CheckSpec
+from poisonguard.kernel.context import GateContext, is_numeric, label_strings
+from poisonguard.kernel.hashing import canonical_block, row_keys
+from poisonguard.kernel.imports import quiet_import
+from poisonguard.kernel.results import CheckResult, Finding, Severity
+from poisonguard.kernel.spec import CheckSpec
 
 NAME = "cumulative"
 PHASE = "batch"

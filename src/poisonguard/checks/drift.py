@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from poisonguard.context import GateContext, is_numeric, label_strings
-from poisonguard.imports import quiet_import
-from poisonguard.results import CheckResult, Finding, Severity
-from poisonguard.spec import CheckSpec
+from poisonguard.kernel.context import GateContext, is_numeric, label_strings
+from poisonguard.kernel.imports import quiet_import
+from poisonguard.kernel.parts import Fitted
+from poisonguard.kernel.results import CheckResult, Finding, Severity
+from poisonguard.kernel.spec import CheckSpec
 
 NAME = "drift"
 PHASE = "batch"
@@ -98,10 +99,15 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
     # A column that is all missing on either side has no distribution to compare; the schema
     # check reports it.
     columns = [c for c in numeric + categorical if cur[c].notna().any() and ref[c].notna().any()]
-    rng = np.random.default_rng(ctx.seed)
-    thresholds = {c: noise_threshold(ref[c], len(cur), c in numeric,
-                                     spec.min_label_threshold if c == ctx.label else spec.min_column_threshold,
-                                     spec, rng) for c in columns}
+
+    def noise() -> Fitted:  # trusted data only (at the batch's size): kept in the fitted state
+        rng = np.random.default_rng(ctx.seed)
+        return Fitted({"thresholds": {c: noise_threshold(
+            ref[c], len(cur), c in numeric, spec.min_label_threshold if c == ctx.label else spec.min_column_threshold,
+            spec, rng) for c in columns}})
+
+    thresholds = ctx.persisted("drift.noise", (spec.fit_parameters(), len(cur), columns, numeric), noise).meta[
+        "thresholds"]
     report = Report([ValueDrift(column=c, method=NUMERIC_METHOD if c in numeric else CATEGORICAL_METHOD,
                                 threshold=thresholds[c]) for c in columns])
     definition = DataDefinition(numerical_columns=[c for c in numeric if c in columns],

@@ -38,12 +38,12 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from poisonguard.context import GateContext
-from poisonguard.models import classifier
-from poisonguard.parts import Fitted, PartScores
-from poisonguard.results import CheckResult, Finding, Severity
-from poisonguard.spec import CheckSpec
-from poisonguard.stats import mean_excess_p_value, rate_exceeds, rate_excess_p_value
+from poisonguard.kernel.context import GateContext
+from poisonguard.kernel.models import classifier
+from poisonguard.kernel.parts import Fitted, PartScores
+from poisonguard.kernel.results import CheckResult, Finding, Severity
+from poisonguard.kernel.spec import CheckSpec
+from poisonguard.kernel.stats import mean_excess_p_value, rate_exceeds, rate_excess_p_value
 
 NAME = "label_flips"
 PHASE = "rows"

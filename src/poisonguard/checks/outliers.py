@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from poisonguard.context import GateContext
-from poisonguard.parts import Fitted, PartScores
-from poisonguard.results import CheckResult, Finding, Severity
-from poisonguard.spec import CheckSpec
-from poisonguard.stats import rate_exceeds
+from poisonguard.kernel.context import GateContext
+from poisonguard.kernel.parts import Fitted, PartScores
+from poisonguard.kernel.results import CheckResult, Finding, Severity
+from poisonguard.kernel.spec import CheckSpec
+from poisonguard.kernel.stats import rate_exceeds
 
 NAME = "outliers"
 PHASE = "rows"

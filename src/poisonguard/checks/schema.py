@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from poisonguard.context import GateContext, is_numeric
 from poisonguard.errors import PolicyError
-from poisonguard.imports import quiet_import
-from poisonguard.parts import Fitted, PartScores
-from poisonguard.results import CheckResult, Finding, Severity
-from poisonguard.spec import CheckSpec
-from poisonguard.stats import rate_exceeds
+from poisonguard.kernel.context import GateContext, is_numeric
+from poisonguard.kernel.imports import quiet_import
+from poisonguard.kernel.parts import Fitted, PartScores
+from poisonguard.kernel.results import CheckResult, Finding, Severity
+from poisonguard.kernel.spec import CheckSpec
+from poisonguard.kernel.stats import rate_exceeds
 
 NAME = "schema"
 PHASE = "rows"

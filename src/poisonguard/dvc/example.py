@@ -12,7 +12,7 @@ import yaml
 
 from poisonguard.dvc.gitcmd import git
 from poisonguard.errors import InputError, UsageError
-from poisonguard.telemetry import disable_telemetry
+from poisonguard.kernel.telemetry import disable_telemetry
 
 TEMPLATE_FILES = {"dvc.yaml": "dvc.yaml", "train.py": "train.py", "policy.yml": "policy.yml",
                   "gitignore": ".gitignore"}

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from poisonguard.outputs import atomic_write_bytes
+from poisonguard.kernel.fsio import atomic_write_bytes
 
 METRICS_FILE = "metrics.json"
 

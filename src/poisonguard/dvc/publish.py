@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from poisonguard.dvc.gitcmd import git, remotes
-from poisonguard.dvc.promotions import Promotion, promoted_tag
+from poisonguard.dvc.versions import PromotedVersion, promoted_tag
 from poisonguard.errors import PoisonguardError
 
 
@@ -36,7 +36,7 @@ def git_remote_name(root: Path, name: str | None) -> str | None:
     return names[0] if len(names) == 1 else None
 
 
-def publish(root: Path, dvc_file: str, promotion: Promotion, *, dvc_remote: str | None = None,
+def publish(root: Path, dvc_file: str, promotion: PromotedVersion, *, dvc_remote: str | None = None,
             git_remote: str | None = None) -> tuple[str, ...]:
     """Push what ``promotion``'s commit records for ``dvc_file``, then its version tag and the moved
     ``promoted`` tag. Returns what was pushed to, e.g. ``("dvc:storage", "git:origin")``."""

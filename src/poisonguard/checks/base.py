@@ -1,0 +1,129 @@
+"""What a check is: the :class:`Check` protocol every check satisfies, and :class:`CheckDef`, the
+frozen value built-in and third-party checks are registered as.
+
+A check has a ``name`` (its id in the policy and the verdict), a ``spec`` (a
+:class:`~poisonguard.kernel.spec.CheckSpec` subclass: its policy section, every field with a
+default), ``codes`` (each finding code it can emit, with its default severity), a ``phase``
+(``"rows"``: scores rows; ``"batch"``: judges the batch after the row checks, with
+``ctx.suspect_rows`` set), a one-line ``doc``, and
+``run(frame, spec, *, ctx) -> CheckResult``, which reports everything it found and never decides.
+
+A row check that can score a batch in parts (mapped tasks, chunks of a large file) also has
+``fit(spec, ctx) -> Fitted`` (trusted data only), ``score(frame, fitted, spec, ctx) -> PartScores``
+(a row's output depends only on that row) and ``summarize(scores, fitted, spec, ctx) ->
+CheckResult``; its ``run`` is their composition, so both paths give the same result.
+
+The simplest way to write one is a module with ``NAME``, ``Spec``, ``CODES``, ``PHASE`` and
+``run`` (or ``fit``/``score``/``summarize``): :meth:`CheckDef.of` turns it into a check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import pandas as pd
+
+from poisonguard.kernel.context import GateContext
+from poisonguard.kernel.parts import Fitted, PartScores, merge
+from poisonguard.kernel.results import CheckResult, Severity
+from poisonguard.kernel.spec import CheckSpec
+
+Phase = Literal["rows", "batch"]
+# Rows scored at once by a partitioned check: bounds the memory of per-row intermediates
+# (encoded features, neighbour lists) whatever the batch size.
+CHUNK_ROWS = 100_000
+
+
+class RunFn(Protocol):
+    def __call__(self, frame: pd.DataFrame, spec: Any, *, ctx: GateContext) -> CheckResult: ...
+
+
+FitFn = Callable[[Any, GateContext], Fitted]
+ScoreFn = Callable[[pd.DataFrame, Fitted, Any, GateContext], PartScores]
+SummarizeFn = Callable[[PartScores, Fitted, Any, GateContext], CheckResult]
+
+
+@runtime_checkable
+class Check(Protocol):
+    """The shape of every check (see the module docstring)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def spec(self) -> type[CheckSpec]: ...
+    @property
+    def codes(self) -> Mapping[str, Severity]: ...
+    @property
+    def phase(self) -> Phase: ...
+    @property
+    def doc(self) -> str: ...
+
+    def run(self, frame: pd.DataFrame, spec: Any, *, ctx: GateContext) -> CheckResult: ...
+
+
+@dataclass(frozen=True)
+class CheckDef:
+    """A registered check (satisfies :class:`Check`)."""
+
+    name: str
+    spec: type[CheckSpec]
+    codes: Mapping[str, Severity]
+    phase: Phase
+    run: RunFn
+    doc: str
+    fit: FitFn | None = None
+    score: ScoreFn | None = None
+    summarize: SummarizeFn | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            problems.append(f"name must be a Python identifier. Got {self.name!r}")
+        if not (isinstance(self.spec, type) and issubclass(self.spec, CheckSpec)):
+            problems.append(f"spec must be a subclass of poisonguard.kernel.spec.CheckSpec. Got {self.spec!r}")
+        if self.phase not in ("rows", "batch"):
+            problems.append(f"phase must be 'rows' or 'batch'. Got {self.phase!r}")
+        if not self.codes or not all(isinstance(s, Severity) for s in self.codes.values()):
+            problems.append("codes must map each finding code to a Severity")
+        parts = (self.fit, self.score, self.summarize)
+        if any(p is not None for p in parts) and not all(callable(p) for p in parts):
+            problems.append("a check that scores in parts needs all of fit, score and summarize")
+        if not callable(self.run):
+            problems.append("run must be callable")
+        if problems:
+            raise TypeError(f"check {self.name!r} is not a valid check: " + "; ".join(problems) + ".")
+
+    @property
+    def partitioned(self) -> bool:
+        """Whether the check scores rows in parts (``fit`` / ``score`` / ``summarize``)."""
+        return self.fit is not None
+
+    @classmethod
+    def of(cls, module: ModuleType) -> CheckDef:
+        """The check a module of the documented shape defines."""
+        doc = ((module.__doc__ or "").strip().splitlines() or [module.NAME])[0]
+        if hasattr(module, "fit"):
+            return cls(module.NAME, module.Spec, module.CODES, module.PHASE, _composed(module), doc,
+                       module.fit, module.score, module.summarize)
+        return cls(module.NAME, module.Spec, module.CODES, module.PHASE, module.run, doc)
+
+
+def score_in_chunks(score: ScoreFn, frame: pd.DataFrame, fitted: Fitted, spec: Any, ctx: GateContext,
+                    chunk_rows: int = CHUNK_ROWS) -> PartScores:
+    """``score`` over ``frame`` in chunks of ``chunk_rows``, merged (a row's scores do not
+    depend on the chunk it is in)."""
+    if len(frame) <= chunk_rows:
+        return score(frame, fitted, spec, ctx)
+    return merge([score(frame.iloc[i:i + chunk_rows], fitted, spec, ctx) for i in range(0, len(frame), chunk_rows)])
+
+
+def _composed(module: ModuleType) -> RunFn:
+    def run(frame: pd.DataFrame, spec: Any, *, ctx: GateContext) -> CheckResult:
+        fitted = module.fit(spec, ctx)
+        return module.summarize(score_in_chunks(module.score, frame, fitted, spec, ctx), fitted, spec, ctx)
+
+    run.__doc__ = f"{module.NAME}: fit on trusted data, score the batch in chunks, summarize."
+    return run

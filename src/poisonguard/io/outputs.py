@@ -1,0 +1,71 @@
+"""Writing a run's outputs: verdict.json, quarantine.parquet, report.html, and clean.parquet
+(on promote only). Each file is written to a temporary name and renamed into place;
+verdict.json is written last, so its presence means the run's outputs are complete."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from poisonguard.errors import UsageError
+from poisonguard.io.report import render_report
+from poisonguard.kernel.fsio import atomic_write_bytes, atomic_write_parquet
+from poisonguard.kernel.hashing import hash_file
+from poisonguard.kernel.results import CheckResult, GateRun, Verdict
+from poisonguard.kernel.signing import SigningKey, sign_document
+
+OUTPUT_FILES = ("verdict.json", "clean.parquet", "quarantine.parquet", "report.html", "drift.html",
+                "schema_suite.json")
+POSITION = "_pg_position"
+REASONS = "_pg_reasons"
+SCORE_PREFIX = "_pg_score_"
+
+
+def prepare_out_dir(out: Path) -> None:
+    """Create ``out`` and remove a previous run's outputs, so a failed run never leaves a stale
+    clean.parquet or verdict that looks like this run's."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a directory. Name a directory for the outputs (it is created "
+                         "if missing).")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out {out} cannot be created ({e.strerror}). Name a directory you can write.") from None
+    for name in OUTPUT_FILES:
+        (out / name).unlink(missing_ok=True)
+
+
+def quarantine_frame(frame: pd.DataFrame, verdict: Verdict, results: tuple[CheckResult, ...]) -> pd.DataFrame:
+    """Quarantined rows with their position, reason codes and every check's score."""
+    rows = np.asarray(verdict.quarantined_rows, dtype=np.int64)
+    q = frame.iloc[rows].reset_index(drop=True).copy()
+    q[POSITION] = rows
+    q[REASONS] = [",".join(verdict.row_reasons[int(r)]) for r in rows]
+    for r in results:
+        if r.scores is not None:
+            q[SCORE_PREFIX + r.check] = r.scores[rows]
+    return q
+
+
+def write_outputs(run: GateRun, key: SigningKey | None = None) -> dict[str, Any]:
+    """Write the outputs; verdict.json last, with the SHA-256 of every other output in its
+    ``outputs`` block and, when a key is set, an HMAC ``signature``. Returns the document written."""
+    out = run.out_dir
+    assert out is not None
+    verdict = run.verdict
+    quarantine = quarantine_frame(run.incoming, verdict, run.results)
+    atomic_write_parquet(out / "quarantine.parquet", quarantine)
+    if verdict.promoted:
+        keep = np.setdiff1d(np.arange(len(run.incoming)), np.asarray(verdict.quarantined_rows, dtype=np.int64))
+        atomic_write_parquet(out / "clean.parquet", run.incoming.iloc[keep].reset_index(drop=True))
+    atomic_write_bytes(out / "report.html", render_report(run, quarantine).encode("utf-8"))
+    # The data files only: the HTML pages carry timestamps and ids that differ between identical runs.
+    data = [n for n in ("clean.parquet", "quarantine.parquet") if (out / n).exists()]
+    document = sign_document(run.document | {"outputs": {n: hash_file(out / n) for n in data}}, key)
+    blob = json.dumps(document, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    atomic_write_bytes(out / "verdict.json", blob.encode("utf-8"))
+    return document

@@ -1,0 +1,126 @@
+"""What a row check hands between its three steps, so a batch can be scored in parts.
+
+A row check that supports partitions splits its work in three:
+
+- ``fit(spec, ctx) -> Fitted``: everything learned from trusted data, once per run;
+- ``score(frame, fitted, spec, ctx) -> PartScores``: per-row work on one part of the batch;
+  a row's output depends only on that row and ``fitted``, so any split gives the same rows;
+- ``summarize(scores, fitted, spec, ctx) -> CheckResult``: batch-level statistics and findings
+  over the merged scores of every part.
+
+Both values hold only numbers and JSON, and are stored as ``.npz`` (loaded with
+``allow_pickle=False``) next to a ``.json``: nothing is ever unpickled between steps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from poisonguard.kernel.results import clean_json
+
+
+def _frozen(arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    out = {}
+    for k, v in arrays.items():
+        a = np.asarray(v)
+        if a.dtype == object:
+            raise TypeError(f"array '{k}' has dtype object; only numbers and fixed-width strings can be stored")
+        a = a.copy() if a.flags.writeable else a
+        a.setflags(write=False)
+        out[k] = a
+    return out
+
+
+def _save_npz(path: Path, arrays: Mapping[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **dict(arrays))
+    tmp.replace(path)
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What a check learned from trusted data: JSON-safe ``meta`` plus numeric ``arrays``."""
+
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "meta", clean_json(dict(self.meta)))
+        object.__setattr__(self, "arrays", _frozen(self.arrays))
+
+    def save(self, folder: Path, name: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        _save_npz(folder / f"{name}.npz", self.arrays)
+        (folder / f"{name}.json").write_text(json.dumps(self.meta, sort_keys=True, allow_nan=False))
+
+    @classmethod
+    def load(cls, folder: Path, name: str) -> Fitted:
+        return cls(json.loads((folder / f"{name}.json").read_text()), _load_npz(folder / f"{name}.npz"))
+
+
+@dataclass(frozen=True)
+class PartScores:
+    """One check's output on a part of ``n`` rows.
+
+    - ``rows``: arrays with one value per row (scores, predictions, hashes);
+    - ``positions``: lists of 0-based row positions within the part (e.g. rows failing one
+      expectation), shifted to batch positions when parts are merged;
+    - ``counts``: numbers that add up across parts.
+    """
+
+    n: int
+    rows: Mapping[str, np.ndarray] = field(default_factory=dict)
+    positions: Mapping[str, np.ndarray] = field(default_factory=dict)
+    counts: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        rows = _frozen(self.rows)
+        for k, v in rows.items():
+            if len(v) != self.n:
+                raise ValueError(f"per-row array '{k}' has {len(v)} values for {self.n} rows")
+        object.__setattr__(self, "rows", rows)
+        object.__setattr__(self, "positions",
+                           _frozen({k: np.asarray(v, dtype=np.int64) for k, v in self.positions.items()}))
+        object.__setattr__(self, "counts", {k: float(v) for k, v in self.counts.items()})
+
+    def save(self, path: Path) -> None:
+        arrays: dict[str, Any] = {f"row/{k}": v for k, v in self.rows.items()}
+        arrays |= {f"pos/{k}": v for k, v in self.positions.items()}
+        arrays |= {f"count/{k}": np.float64(v) for k, v in self.counts.items()}
+        arrays["n"] = np.int64(self.n)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _save_npz(path, arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> PartScores:
+        data = _load_npz(path)
+        pick = {p: {k.split("/", 1)[1]: v for k, v in data.items() if k.startswith(f"{p}/")}
+                for p in ("row", "pos", "count")}
+        return cls(int(data["n"]), pick["row"], pick["pos"], {k: float(v) for k, v in pick["count"].items()})
+
+
+def merge(parts: Sequence[PartScores]) -> PartScores:
+    """The parts as one, in order: rows concatenated, positions shifted, counts added."""
+    if len(parts) == 1:
+        return parts[0]
+    offsets = np.cumsum([0, *(p.n for p in parts)])
+    keys = {k for p in parts for k in p.rows}
+    rows = {k: np.concatenate([p.rows[k] for p in parts]) for k in sorted(keys)}
+    pos_keys = sorted({k for p in parts for k in p.positions})
+    positions = {k: np.concatenate([p.positions.get(k, np.empty(0, np.int64)) + off
+                                    for p, off in zip(parts, offsets, strict=False)]) for k in pos_keys}
+    count_keys = sorted({k for p in parts for k in p.counts})
+    counts = {k: sum(p.counts.get(k, 0.0) for p in parts) for k in count_keys}
+    return PartScores(int(offsets[-1]), rows, positions, counts)

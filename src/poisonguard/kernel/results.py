@@ -1,0 +1,237 @@
+"""Typed, frozen values that flow between the steps of the gate.
+
+Every value has a JSON-safe ``to_dict()`` (for XCom, DVC metrics and files) and a
+``from_dict()`` that inverts it. Scores point one way everywhere: **higher = more suspicious**.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class Severity(StrEnum):
+    """What the policy does with a finding."""
+
+    BLOCK = "block"
+    QUARANTINE = "quarantine"
+    WARN = "warn"
+
+
+class Status(StrEnum):
+    """How a check came out, as the verdict reports it."""
+
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    ERROR = "error"
+
+
+class Decision(StrEnum):
+    PROMOTE = "promote"
+    BLOCK = "block"
+
+
+def _rows(rows: Iterable[int] | np.ndarray) -> tuple[int, ...]:
+    """Sorted, unique, plain-int row positions."""
+    arr = rows if isinstance(rows, np.ndarray) else np.fromiter(rows, dtype=np.int64)
+    return tuple(np.unique(arr.astype(np.int64, copy=False)).tolist())
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing a check found.
+
+    ``rows`` are 0-based positions in the incoming data that carry the finding; a finding
+    about the batch as a whole (a rate over a threshold, a drifted column) has no rows.
+    ``value`` and ``threshold`` are the measured number and the bound it was compared to.
+    """
+
+    check: str
+    code: str
+    message: str
+    rows: tuple[int, ...] = ()
+    value: float | None = None
+    threshold: float | None = None
+
+    @classmethod
+    def at_rows(cls, check: str, code: str, message: str, rows: Iterable[int] | np.ndarray,
+                *, value: float | None = None, threshold: float | None = None) -> Finding:
+        return cls(check, code, message, _rows(rows), _num(value), _num(threshold))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "code": self.code,
+            "message": self.message,
+            "rows": list(self.rows),
+            "value": self.value,
+            "threshold": self.threshold,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Finding:
+        return cls(d["check"], d["code"], d["message"], tuple(d.get("rows", ())),
+                   d.get("value"), d.get("threshold"))
+
+
+def _num(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return None if not np.isfinite(x) else round(x, 10)
+
+
+def clean_json(obj: Any) -> Any:
+    """Make metrics JSON-safe and stable: numpy scalars to Python, floats rounded, NaN to None."""
+    if isinstance(obj, Mapping):
+        return {str(k): clean_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [clean_json(v) for v in obj.tolist()]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return _num(obj)
+    return obj
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Everything one check found about a batch. A check reports; it never decides.
+
+    ``scores`` holds one number per incoming row (higher = more suspicious), or is ``None``
+    for checks without a per-row score. ``metrics`` are JSON-safe summary numbers.
+    ``error`` is set when the check could not run; the gate then blocks (fail closed).
+    ``artifacts`` name files the check wrote next to the report (relative to the out dir).
+    """
+
+    check: str
+    findings: tuple[Finding, ...] = ()
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    scores: np.ndarray | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    artifacts: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metrics", clean_json(dict(self.metrics)))
+        if self.scores is not None:
+            scores = np.asarray(self.scores, dtype=np.float64)
+            scores.setflags(write=False)
+            object.__setattr__(self, "scores", scores)
+
+    @property
+    def flagged_rows(self) -> tuple[int, ...]:
+        return _rows(r for f in self.findings for r in f.rows)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CheckResult):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_dict(self, *, with_scores: bool = True) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "check": self.check,
+            "findings": [f.to_dict() for f in self.findings],
+            "metrics": dict(self.metrics),
+            "error": self.error,
+            "seconds": round(self.seconds, 3),
+            "artifacts": list(self.artifacts),
+        }
+        if with_scores:
+            d["scores"] = None if self.scores is None else [_num(s) for s in self.scores.tolist()]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CheckResult:
+        scores = d.get("scores")
+        return cls(
+            check=d["check"],
+            findings=tuple(Finding.from_dict(f) for f in d.get("findings", ())),
+            metrics=d.get("metrics", {}),
+            scores=None if scores is None else np.array([np.nan if s is None else s for s in scores]),
+            error=d.get("error"),
+            seconds=float(d.get("seconds", 0.0)),
+            artifacts=tuple(d.get("artifacts", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Reason:
+    check: str
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"check": self.check, "code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class CheckSummary:
+    status: Status
+    metrics: Mapping[str, Any]
+    flagged_rows: int
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"status": str(self.status), "metrics": dict(self.metrics), "flagged_rows": self.flagged_rows}
+        if self.error:
+            d["error"] = self.error
+        return d
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gate's decision about one batch, as written to ``verdict.json``."""
+
+    decision: Decision
+    reasons: tuple[Reason, ...]
+    warnings: tuple[Reason, ...]
+    quarantined_rows: tuple[int, ...]
+    row_reasons: Mapping[int, tuple[str, ...]]
+    checks: Mapping[str, CheckSummary]
+    n_rows: int
+
+    @property
+    def promoted(self) -> bool:
+        return self.decision is Decision.PROMOTE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision": str(self.decision),
+            "reasons": [r.to_dict() for r in self.reasons],
+            "warnings": [r.to_dict() for r in self.warnings],
+            "quarantined_rows": list(self.quarantined_rows),
+            "rows": {"incoming": self.n_rows, "quarantined": len(self.quarantined_rows),
+                     "clean": self.n_rows - len(self.quarantined_rows)},
+            "checks": {k: v.to_dict() for k, v in self.checks.items()},
+        }
+
+
+@dataclass(frozen=True)
+class GateRun:
+    """What one gate run produced. ``document`` is the content of ``verdict.json``."""
+
+    verdict: Verdict
+    results: tuple[CheckResult, ...]
+    incoming: pd.DataFrame
+    document: dict[str, Any]
+    out_dir: Path | None
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.verdict.promoted else 1
