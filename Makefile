@@ -35,7 +35,7 @@ demo: setup
 # The Airflow UI on http://localhost:8080 over the demo's metadata DB (scheduler, dag-processor,
 # api-server, triggerer); log in as admin, password in .airflow/simple_auth_manager_passwords.json.generated.
 airflow-ui: setup
-	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	PATH=$(CURDIR)/$(BIN):$$PATH AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__LOAD_EXAMPLES=False \
 	AIRFLOW__USAGE_DATA_COLLECTION__ENABLED=False SCARF_ANALYTICS=false DO_NOT_TRACK=1 GX_ANALYTICS_ENABLED=False \
 	$(BIN)/airflow standalone
 
@@ -57,6 +57,8 @@ $(BENCH_STAMP): $(STAMP) bench/requirements.lock
 
 bench: setup $(BENCH_STAMP)
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.fitonce
+	$(BIN)/python -m bench.verdicts
 
 bench-quick: setup $(BENCH_STAMP)
 	$(BIN)/python -m bench --quick

@@ -177,6 +177,9 @@ def main() -> int:
                 if run and run["state"] in ("success", "failed") and date not in shown:
                     shown.add(date)
                     say(f"   {date}: run {run['state']} ({time.monotonic() - started:.0f} s in)")
+            waiting = [f"{d} ({runs[d]['state'] if d in runs else 'not started'})" for d in dates if d not in shown]
+            if waiting:  # a line at least every 15 s while it waits, saying for what
+                say(f"   ... waiting for {', '.join(waiting)} ({time.monotonic() - started:.0f} s in)")
             check_alive(services, home)
             if time.monotonic() > deadline:
                 sys.exit(f"timed out after {TIMEOUT_SECONDS} s; see {home}/demo-*.log")

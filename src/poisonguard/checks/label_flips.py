@@ -39,7 +39,7 @@ import pandas as pd
 from pydantic import Field
 
 from poisonguard.kernel.context import GateContext
-from poisonguard.kernel.models import classifier
+from poisonguard.kernel.models import classifier, model_arrays, model_from_arrays
 from poisonguard.kernel.parts import Fitted, PartScores
 from poisonguard.kernel.results import CheckResult, Finding, Severity
 from poisonguard.kernel.spec import CheckSpec
@@ -119,15 +119,18 @@ def _training_set(ctx: GateContext, spec: Spec) -> tuple[np.ndarray, np.ndarray]
     return ctx.cached(("label_flips.training_set", spec.max_fit_rows), pick)
 
 
-def _fitted_models(kind: str, ctx: GateContext, spec: Spec):
-    """The model and the neighbour index fitted on the reference; refitted deterministically in
-    each process that scores rows, never stored."""
+def _fitted_models(kind: str, ctx: GateContext, spec: Spec, kept: Fitted | None = None):
+    """The model and the neighbour index fitted on the reference, once per process: the model is
+    rebuilt from the numbers ``kept`` holds when it has them (see :func:`fit`), else refitted
+    (deterministically); the brute-force neighbour index is the encoded reference itself."""
     def fit_all():
         from sklearn.neighbors import NearestNeighbors
 
         x, y = _training_set(ctx, spec)
         k = min(spec.n_neighbors, len(x) - 1)
-        return classifier(kind, ctx.seed).fit(x, y), NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(x), k
+        numbers = {} if kept is None else {n[6:]: a for n, a in kept.arrays.items() if n.startswith("model/")}
+        model = model_from_arrays(kind, ctx.seed, numbers) if numbers else classifier(kind, ctx.seed).fit(x, y)
+        return model, NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(x), k
     return ctx.cached(("label_flips.models", kind, spec.max_fit_rows, spec.n_neighbors), fit_all)
 
 
@@ -192,7 +195,11 @@ def fit(spec: Spec, ctx: GateContext) -> Fitted:
     oof = {kind: _out_of_fold(kind, x, y, n_classes, spec, ctx.seed) for kind in kinds}
     losses = {kind: _log_loss(p, y) for kind, p in oof.items()}
     kind = min(kinds, key=lambda k: (losses[k], k))
-    _, index, k = _fitted_models(kind, ctx, spec)
+    model, index, k = _fitted_models(kind, ctx, spec)
+    try:  # the model as numbers: scoring processes and later runs rebuild it instead of refitting
+        kept = {f"model/{n}": a for n, a in model_arrays(kind, model).items()}
+    except ValueError:
+        kept = {}
 
     def neighbours(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return _neighbour_share(index, y, x[rows], k, y[rows], n_classes, skip_self=True)
@@ -221,7 +228,7 @@ def fit(spec: Spec, ctx: GateContext) -> Fitted:
          "tail_score": tail_cut, "reference_tail_fraction": float(np.mean(ref_scores > tail_cut))},
         {"thresholds": thresholds, "own_class": own_class, "class_rows": np.bincount(y, minlength=n_classes),
          "reference_surprise": surprise,
-         "reference_scores": ref_scores, "reference_labels": y, "pair_counts": pair_counts})
+         "reference_scores": ref_scores, "reference_labels": y, "pair_counts": pair_counts, **kept})
 
 
 def conformal_p_values(scores: np.ndarray, given: np.ndarray, fitted: Fitted) -> np.ndarray:
@@ -246,7 +253,7 @@ def score(frame: pd.DataFrame, fitted: Fitted, spec: Spec, ctx: GateContext) -> 
     """Per row: score, conformal p-value, predicted label, the model's doubt, and its label code
     (-1 for a label the reference lacks: the schema check reports those)."""
     n_classes = len(ctx.classes)
-    model, index, k = _fitted_models(fitted.meta["model"], ctx, spec)
+    model, index, k = _fitted_models(fitted.meta["model"], ctx, spec, fitted)
     _, y_fit = _training_set(ctx, spec)
     y = ctx.label_codes(frame)
     known = np.flatnonzero(y >= 0)

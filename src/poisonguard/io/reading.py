@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,10 +97,10 @@ def _read_csv(path: Path, role: str) -> pd.DataFrame:
         line = raw[: e.start].count(b"\n") + 1
         raise InputError(f"{role} {path} is not UTF-8 (invalid byte 0x{raw[e.start]:02x} on line {line}). "
                          "Re-save it as UTF-8.") from None
-    sep = "\t" if path.suffix.lower() == ".tsv" else ","
     lines = text.splitlines()
     if not any(line.strip() for line in lines):
         raise InputError(f"{role} {path} has no header and no rows. Re-export the file.")
+    sep, decimal = _dialect(lines, path)
     header = next(csv.reader([lines[0]], delimiter=sep))
     _refuse_duplicate_columns(header, path, role)
     if not text.endswith(("\n", "\r")) and len(lines) > 1:
@@ -108,12 +109,33 @@ def _read_csv(path: Path, role: str) -> pd.DataFrame:
             raise InputError(f"{role} {path} looks truncated: its last line ({len(lines)}) has {len(last)} "
                              f"field(s) where the header has {len(header)}, and no line end. Re-export the file.")
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, on_bad_lines="error", low_memory=False)
+        frame = pd.read_csv(io.StringIO(text), sep=sep, decimal=decimal, on_bad_lines="error", low_memory=False)
     except pd.errors.ParserError as e:
         raise InputError(f"{role} {path} is not valid CSV ({_first_line(e)}). Fix or re-export the file.") from None
     except pd.errors.EmptyDataError:
         raise InputError(f"{role} {path} has no header and no rows. Re-export the file.") from None
     return frame
+
+
+_SEPARATORS = ",;\t|"
+_DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
+
+
+def _dialect(lines: list[str], path: Path) -> tuple[str, str]:
+    """The field separator and decimal mark of a CSV file, from its first lines: ``,`` ``;`` tab or
+    ``|`` (a ``.tsv`` file is tab-separated), and a decimal comma when fields separated by
+    something else look like ``1,5``."""
+    if path.suffix.lower() == ".tsv":
+        return "\t", "."
+    sample = "\n".join(lines[:50])
+    try:
+        sep = csv.Sniffer().sniff(sample, delimiters=_SEPARATORS).delimiter
+    except csv.Error:
+        sep = ","
+    if sep == ",":
+        return sep, "."
+    fields = [f.strip().strip('"') for row in csv.reader(lines[1:50], delimiter=sep) for f in row]
+    return sep, "," if any(_DECIMAL_COMMA.match(f) for f in fields) else "."
 
 
 def _refuse_duplicate_columns(names: list[str], path: Path, role: str) -> None:
@@ -143,7 +165,7 @@ def check_columns(columns: list[str], reference_columns: list[str], role: str, w
     """Refuse a batch or holdout whose columns are not exactly the reference's."""
     if label not in columns:
         raise InputError(f"label column '{label}' is not in the {role} data {where} (columns: "
-                         f"{_preview(pd.Index(columns))}). Pass the right --label.")
+                         f"{_preview(pd.Index(columns))}). {_fix_for_missing_label(columns)}")
     if id_column is not None and id_column not in columns:
         raise InputError(f"id column '{id_column}' is not in the {role} data {where}. Pass the right --id-column.")
     missing = [c for c in reference_columns if c not in columns]
@@ -153,11 +175,23 @@ def check_columns(columns: list[str], reference_columns: list[str], role: str, w
                          "A batch must have exactly the reference's columns.")
 
 
+def _fix_for_missing_label(columns: list[str]) -> str:
+    """What to do about a label column that is not there: a file read as one column whose name
+    holds a separator was most likely split on the wrong one."""
+    if len(columns) == 1:
+        found = [s for s in _SEPARATORS if s in str(columns[0])]
+        if found:
+            shown = repr(found[0]).strip("'")
+            return (f"The file was read as one column whose name contains '{shown}': it is probably "
+                    f"'{shown}'-separated and was not recognised as such. Re-export it with ',' as the separator.")
+    return "Pass the right --label."
+
+
 def check_trusted(reference: pd.DataFrame, label: str, id_column: str | None) -> None:
     """Refuse a reference the gate cannot learn from."""
     if label not in reference.columns:
         raise InputError(f"label column '{label}' is not in the reference data (columns: "
-                         f"{_preview(reference.columns)}). Pass the right --label.")
+                         f"{_preview(reference.columns)}). {_fix_for_missing_label(list(reference.columns))}")
     if id_column is not None and id_column not in reference.columns:
         raise InputError(f"id column '{id_column}' is not in the reference data. Pass the right --id-column.")
     features = [c for c in reference.columns if c not in (label, id_column)]

@@ -23,3 +23,58 @@ def classifier(kind: ModelKind | str, seed: int):
     from sklearn.linear_model import LogisticRegression
 
     return LogisticRegression(C=1.0, max_iter=500)
+
+
+# --------------------------------------------------------------------------- models as numbers
+
+# A fitted model kept in a fitted state is its numbers (no pickle): the attributes scikit-learn's
+# own predict_proba reads, set back on an unfitted model of the same kind, so a warm run predicts
+# with exactly the code and numbers of the cold run (a test compares them bit for bit).
+_LOGISTIC = ("coef_", "intercept_", "classes_", "n_iter_")
+
+
+def model_arrays(kind: ModelKind | str, model) -> dict:
+    """A fitted classifier of ``kind`` as named numeric arrays (see :func:`model_from_arrays`)."""
+    import numpy as np
+
+    if kind != "gradient_boosting":
+        return {a: np.asarray(getattr(model, a)) for a in _LOGISTIC} | {"n_features_in_": np.int64(model.n_features_in_)}
+    trees = [p for iteration in model._predictors for p in iteration]
+    for tree in trees:
+        if len(tree.raw_left_cat_bitsets) or len(tree.binned_left_cat_bitsets):
+            raise ValueError("categorical splits cannot be kept as numbers; the model is refitted instead")
+    return {"classes_": np.asarray(model.classes_), "baseline": np.asarray(model._baseline_prediction),
+            "n_features_in_": np.int64(model.n_features_in_), "trees_per_iteration": np.int64(model.n_trees_per_iteration_),
+            "nodes": np.concatenate([t.nodes for t in trees]), "node_counts": np.array([len(t.nodes) for t in trees])}
+
+
+def model_from_arrays(kind: ModelKind | str, seed: int, arrays) -> object:
+    """The classifier :func:`model_arrays` described, ready to ``predict_proba``."""
+    import numpy as np
+
+    model = classifier(kind, seed)
+    model.n_features_in_ = int(arrays["n_features_in_"])
+    if kind != "gradient_boosting":
+        for a in _LOGISTIC:
+            setattr(model, a, np.array(arrays[a]))
+        return model
+    from sklearn.ensemble._hist_gradient_boosting.binning import _BinMapper
+    from sklearn.ensemble._hist_gradient_boosting.common import X_BITSET_INNER_DTYPE
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+    k = int(arrays["trees_per_iteration"])
+    no_cats = np.zeros((0, 8), dtype=X_BITSET_INNER_DTYPE)
+    nodes = np.split(np.array(arrays["nodes"]), np.cumsum(arrays["node_counts"])[:-1])
+    trees = [TreePredictor(n, no_cats, no_cats) for n in nodes]
+    model._predictors = [trees[i:i + k] for i in range(0, len(trees), k)]
+    model.classes_ = np.array(arrays["classes_"])
+    model.n_trees_per_iteration_ = k
+    model._baseline_prediction = np.array(arrays["baseline"])
+    model._preprocessor = None
+    model.is_categorical_ = None
+    mapper = _BinMapper()
+    mapper.is_categorical_ = np.zeros(model.n_features_in_, dtype=np.uint8)
+    mapper.bin_thresholds_ = []
+    model._bin_mapper = mapper
+    model._loss = model._get_loss(sample_weight=None)
+    return model

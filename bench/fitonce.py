@@ -1,0 +1,126 @@
+"""Fit once, gate many: cold and warm whole-process runs of ``poisonguard check --state`` on the
+speed section's synthetic data (20 features, 5% flipped labels), seconds per check, peak RSS, and
+the import time of each heavy library; written into bench/RESULTS.md between the ``fit-once``
+markers (the rest of the file is left as it is).
+
+    python -m bench.fitonce [--sizes 1000 20000 1000000] [--runs 2]
+
+A cold run starts from an empty state directory; a warm run reuses the state the cold run built
+(the same reference, holdout and policy); both are timed as the user would see them, the whole
+process. The verdicts of the cold and warm run must be equal apart from ``run`` (checked here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.harness import Files, command, measure
+from bench.speed import LABEL, prepare
+
+ROOT = Path(__file__).resolve().parents[1]
+BEGIN, END = "<!-- fit-once:begin -->", "<!-- fit-once:end -->"
+HEAVY = ("great_expectations", "evidently", "sklearn", "pandas", "pyarrow", "scipy")
+CHECKS = ("provenance", "schema", "outliers", "label_flips", "backdoor", "baseline", "drift", "cumulative")
+
+
+def import_seconds(module: str) -> float:
+    """Cumulative import time of ``module`` in a fresh interpreter (``python -X importtime``)."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], capture_output=True,
+                          text=True, check=True)
+    last = [line for line in proc.stderr.splitlines() if line.rstrip().endswith(f" {module}")][-1]
+    return int(last.split("|")[1]) / 1e6
+
+
+def gate(files: Files, out: Path, state: Path) -> dict:
+    cmd = [*command("poisonguard", files, out), "--state", str(state)]
+    code, wall, rss = measure(cmd, 3600.0, out / "log.txt", {"OMP_NUM_THREADS": "1"})
+    verdict = json.loads((out / "verdict.json").read_text()) if (out / "verdict.json").exists() else {}
+    return {"exit": code, "wall_seconds": wall, "peak_rss_bytes": rss, "verdict": verdict}
+
+
+def measure_size(n: int, paths: dict[int, Path], work: Path, runs: int) -> dict:
+    folder = paths[n].parent
+    files = Files(folder / "reference.parquet", paths[n], folder / "holdout.parquet", LABEL)
+    best: dict[str, dict] = {}
+    for i in range(runs):
+        state = work / f"state-{n}-{i}"
+        shutil.rmtree(state, ignore_errors=True)
+        cold = gate(files, work / f"cold-{n}-{i}", state)
+        warm = gate(files, work / f"warm-{n}-{i}", state)
+        for name, r in (("cold", cold), ("warm", warm)):
+            if name not in best or (r["wall_seconds"] or 1e9) < best[name]["wall_seconds"]:
+                best[name] = r
+        same = {k: v for k, v in cold["verdict"].items() if k != "run"} == \
+            {k: v for k, v in warm["verdict"].items() if k != "run"}
+        if not same:
+            raise SystemExit(f"warm and cold verdicts differ at {n} rows: a fitted state changed a verdict")
+    batch_bytes = int(__import__("pandas").read_parquet(paths[n]).memory_usage(deep=True).sum())
+    return {"rows": n, "batch_memory_bytes": batch_bytes,
+            **{f"{k}_{m}": best[k][m] for k in ("cold", "warm") for m in ("wall_seconds", "peak_rss_bytes")},
+            **{f"{k}_check_seconds": best[k]["verdict"].get("run", {}).get("check_seconds", {}) for k in ("cold", "warm")},
+            "decision": best["warm"]["verdict"].get("decision")}
+
+
+def render(rows: list[dict], imports: dict[str, float], meta: dict) -> str:
+    lines = [BEGIN, "## Fit once, gate many (`python -m bench.fitonce`)", "",
+             f"{meta['when']}, commit {meta['commit']}, load average before the run {meta['load']:.2f} "
+             f"({os.cpu_count()} cores). Whole process, best of {meta['runs']}; reference 20,000 rows, holdout "
+             "5,000, 20 features; cold = empty `--state`, warm = the state the cold run built. Verdicts equal "
+             "apart from `run` (checked).", "",
+             "| batch rows | cold s | warm s | cold peak RSS | warm peak RSS | RSS / batch (warm) |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['rows']:,} | {r['cold_wall_seconds']:.1f} | {r['warm_wall_seconds']:.1f} | "
+                     f"{r['cold_peak_rss_bytes'] / 2**20:.0f} MiB | {r['warm_peak_rss_bytes'] / 2**20:.0f} MiB | "
+                     f"{r['warm_peak_rss_bytes'] / max(r['batch_memory_bytes'], 1):.1f}x |")
+    lines += ["", "Seconds per check (cold / warm):", "",
+              "| batch rows | " + " | ".join(CHECKS) + " |", "|---:|" + "---:|" * len(CHECKS)]
+    for r in rows:
+        cells = [f"{r['cold_check_seconds'].get(c, 0):.1f} / {r['warm_check_seconds'].get(c, 0):.1f}" for c in CHECKS]
+        lines.append(f"| {r['rows']:,} | " + " | ".join(cells) + " |")
+    lines += ["", "Import time of each heavy library in a fresh interpreter (`python -X importtime`, cumulative): "
+              + ", ".join(f"{m} {s:.2f} s" for m, s in imports.items()) + ".", END]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.fitonce", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", type=int, default=[1000, 20_000])
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "fitonce")
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    args = parser.parse_args(argv)
+    load = os.getloadavg()[0]
+    paths = prepare(args.sizes, 20_000, 5_000, 2026, args.work)
+    rows = []
+    for n in sorted(args.sizes):
+        rows.append(measure_size(n, paths, args.work, args.runs))
+        r = rows[-1]
+        print(f"[fit-once] {n:,} rows: cold {r['cold_wall_seconds']:.1f} s, warm {r['warm_wall_seconds']:.1f} s, "
+              f"warm peak RSS {r['warm_peak_rss_bytes'] / 2**20:.0f} MiB", flush=True)
+    imports = {m: min(import_seconds(m) for _ in range(2)) for m in HEAVY}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    meta = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit.strip() or "?",
+            "load": load, "runs": args.runs}
+    section = render(rows, imports, meta)
+    text = args.results.read_text() if args.results.exists() else ""
+    if BEGIN in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + section + rest.split(END, 1)[1].lstrip("\n")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    args.results.write_text(text)
+    (args.work / "fitonce.json").write_text(json.dumps({"rows": rows, "imports": imports, "meta": meta}, indent=1))
+    print(f"[fit-once] wrote the section into {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
