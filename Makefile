@@ -10,7 +10,7 @@ export AIRFLOW_HOME := $(CURDIR)/.airflow
 # Where the scheduled DAG finds each date's batch: datasets/landing/<dataset>/<YYYY-MM-DD>/*.parquet.
 export POISONGUARD_LANDING ?= $(CURDIR)/datasets/landing
 
-.PHONY: setup test test-fast demo airflow-ui lint format bench bench-quick lock clean
+.PHONY: setup test test-fast demo airflow-ui screenshots lint format bench bench-quick lock clean
 
 $(STAMP):
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "poisonguard needs Python 3.11; set PYTHON=/path/to/python3.11"'
@@ -39,6 +39,10 @@ airflow-ui: setup
 	AIRFLOW__USAGE_DATA_COLLECTION__ENABLED=False SCARF_ANALYTICS=false DO_NOT_TRACK=1 GX_ANALYTICS_ENABLED=False \
 	$(BIN)/airflow standalone
 
+# The README's pictures of a blocked and a promoted report (needs Debian's chromium package).
+screenshots: setup
+	$(BIN)/python scripts/screenshots.py
+
 lint: setup
 	$(BIN)/ruff check src tests dags plugins bench datasets scripts
 	$(BIN)/mypy
@@ -58,6 +62,7 @@ $(BENCH_STAMP): $(STAMP) bench/requirements.lock
 bench: setup $(BENCH_STAMP)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.fitonce
+	$(BIN)/python -m bench.realdata --attacks
 	$(BIN)/python -m bench.verdicts
 
 bench-quick: setup $(BENCH_STAMP)

@@ -39,7 +39,7 @@ def import_seconds(module: str) -> float:
 
 
 def gate(files: Files, out: Path, state: Path) -> dict:
-    cmd = [*command("poisonguard", files, out), "--state", str(state)]
+    cmd = command("poisonguard", Files(files.reference, files.incoming, files.holdout, files.label, state=state), out)
     code, wall, rss = measure(cmd, 3600.0, out / "log.txt", {"OMP_NUM_THREADS": "1"})
     verdict = json.loads((out / "verdict.json").read_text()) if (out / "verdict.json").exists() else {}
     return {"exit": code, "wall_seconds": wall, "peak_rss_bytes": rss, "verdict": verdict}

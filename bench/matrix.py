@@ -40,7 +40,8 @@ def run_dataset(name: str, scenario_names: set[str] | None, defences: Iterable[s
             ref_path = reference
             if sc.series is not None and defence in rolling:
                 ref_path = _write(rolling[defence], folder / "rolling" / defence / f"before_{sc.name}.parquet")
-            files = Files(ref_path, batch, holdout, ds.label, golden=reference if sc.series else None)
+            files = Files(ref_path, batch, holdout, ds.label, golden=reference if sc.series else None,
+                          state=work / "state")
             outcome = run_defence(defence, files, folder / "runs" / defence / sc.name, env=env)
             kept = without(sc.frame, outcome.flagged_rows)
             if sc.series is not None and outcome.decision == "promote":

@@ -311,3 +311,17 @@ def _rss(r: dict | None) -> str:
     if r is None or not r.get("peak_rss_bytes"):
         return NA
     return f"{r['peak_rss_bytes'] / 2**20:.0f} MiB"
+
+
+# Sections other bench commands write into RESULTS.md (bench.fitonce, bench.realdata): a full
+# rewrite by `python -m bench` keeps them as they are.
+KEPT_SECTIONS = (("<!-- fit-once:begin -->", "<!-- fit-once:end -->"), ("<!-- real-data:begin -->", "<!-- real-data:end -->"))
+
+
+def with_kept_sections(new: str, old: str) -> str:
+    """``new`` with every kept section of ``old`` appended (in the order they stand in ``old``)."""
+    kept = []
+    for begin, end in KEPT_SECTIONS:
+        if begin in old and end in old:
+            kept.append((old.index(begin), begin + old.split(begin, 1)[1].split(end, 1)[0] + end))
+    return new.rstrip("\n") + "".join("\n\n" + text for _, text in sorted(kept)) + "\n"

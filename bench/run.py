@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         meta = json.loads((out / "meta.json").read_text()) if (out / "meta.json").exists() else \
             environment.describe() | {"mode": args.mode, "command": "python -m bench (partial run)", "seconds": 0,
                                       "matrix_threads_env": {}, "speed_threads_env": {}}
-        (out / "RESULTS.md").write_text(report.render(rows, meta))
+        _write_results(out / "RESULTS.md", report.render(rows, meta))
         return 0
     rows = []
     started = time.time()
@@ -112,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.time() - started, 1), "defences": defences, "not_run": skipped,
         "matrix_threads_env": matrix_env, "speed_threads_env": speed_env}
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
-    (out / "RESULTS.md").write_text(report.render(rows, meta))
+    _write_results(out / "RESULTS.md", report.render(rows, meta))
     say(f"wrote {out / 'RESULTS.md'} and {rows_path} ({len(rows)} rows)")
     return 0
+
+
+def _write_results(path: Path, text: str) -> None:
+    """Write RESULTS.md, keeping the sections bench.fitonce and bench.realdata wrote into it."""
+    old = path.read_text() if path.exists() else ""
+    path.write_text(report.with_kept_sections(text, old))

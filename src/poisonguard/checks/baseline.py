@@ -20,7 +20,7 @@ from poisonguard.kernel.models import classifier
 from poisonguard.kernel.parts import Fitted
 from poisonguard.kernel.results import CheckResult, Finding, Severity
 from poisonguard.kernel.spec import CheckSpec
-from poisonguard.kernel.stats import rate_excess_p_value
+from poisonguard.kernel.stats import p_text, rate_excess_p_value
 
 NAME = "baseline"
 PHASE = "batch"
@@ -41,7 +41,9 @@ class Spec(CheckSpec):
         0.10, ge=0, le=1, description="Largest drop in any one class's holdout recall allowed.")
     min_class_rows: int = Field(20, ge=1, description="Classes with fewer holdout rows are not judged per class.")
     min_holdout_rows: int = Field(30, ge=1, description="Below this many holdout rows the comparison only warns.")
-    max_p_value: float = Field(0.01, gt=0, lt=1, description="Significance a drop needs (sign test on the holdout).")
+    max_p_value: float = Field(
+        0.01, gt=0, lt=1,
+        description="Significance a drop needs (sign test on the holdout; per class, divided by the classes judged).")
     max_train_rows: int = Field(
         20_000, ge=100, description="Batch rows sampled (seeded) into training; the reference is always used whole.")
 
@@ -100,7 +102,7 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
     if drop > spec.max_accuracy_drop and p < spec.max_p_value:
         findings.append(Finding.at_rows(NAME, "accuracy_drop",
             f"holdout accuracy falls from {correct['reference'].mean():.1%} to {correct['clean'].mean():.1%} "
-            f"when the batch's clean rows are added (p={p:.1e})", [], value=drop, threshold=spec.max_accuracy_drop))
+            f"when the batch's clean rows are added ({p_text(p)})", [], value=drop, threshold=spec.max_accuracy_drop))
     raw_drop, raw_p = _drop(correct["reference"], correct["raw"])
     metrics["raw_accuracy_drop"] = raw_drop
     if raw_drop > spec.max_accuracy_drop and raw_p < spec.max_p_value:
@@ -109,17 +111,21 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
             f"{correct['raw'].mean():.1%}", [], value=raw_drop, threshold=spec.max_accuracy_drop))
 
     per_class = {}
+    # One test per class judged: Bonferroni, so a 16-class dataset is not 16 times as likely to block.
+    judged = max(sum(int(np.sum(y_hold == c)) >= spec.min_class_rows for c in range(len(ctx.classes))), 1)
     for c, cls in enumerate(ctx.classes):
         in_class = y_hold == c
         if in_class.sum() == 0:
             continue
         recalls = {k: float(v[in_class].mean()) for k, v in correct.items()}
         c_drop, c_p = _drop(correct["reference"][in_class], correct["clean"][in_class])
-        per_class[cls] = {"holdout_rows": int(in_class.sum()), "recall": recalls, "recall_drop": c_drop}
-        if in_class.sum() >= spec.min_class_rows and c_drop > spec.max_class_recall_drop and c_p < spec.max_p_value:
+        per_class[cls] = {"holdout_rows": int(in_class.sum()), "recall": recalls, "recall_drop": c_drop,
+                          "p_value": c_p}
+        if in_class.sum() >= spec.min_class_rows and c_drop > spec.max_class_recall_drop \
+                and c_p < spec.max_p_value / judged:
             findings.append(Finding.at_rows(NAME, "class_recall_drop",
                 f"holdout recall of class '{cls}' falls from {recalls['reference']:.1%} to {recalls['clean']:.1%} "
-                f"when the batch's clean rows are added (p={c_p:.1e})", [], value=c_drop,
+                f"when the batch's clean rows are added ({p_text(c_p)})", [], value=c_drop,
                 threshold=spec.max_class_recall_drop))
     metrics["per_class"] = per_class
     return CheckResult(NAME, tuple(findings), metrics)

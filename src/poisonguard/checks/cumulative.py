@@ -21,6 +21,7 @@ from poisonguard.kernel.hashing import canonical_block, row_keys
 from poisonguard.kernel.imports import quiet_import
 from poisonguard.kernel.results import CheckResult, Finding, Severity
 from poisonguard.kernel.spec import CheckSpec
+from poisonguard.kernel.stats import p_text
 
 NAME = "cumulative"
 PHASE = "batch"
@@ -83,7 +84,7 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
         findings.append(Finding.at_rows(NAME, "cumulative_label_shift",
             f"since the golden reference, the label distribution has moved by {shift:.3f} (total variation over "
             f"{n} rows; golden shares {golden_share.round(3).to_dict()}, now "
-            f"{(counts / max(n, 1)).round(3).to_dict()}; p={p_value:.1e}): a slow shift no single batch showed",
+            f"{(counts / max(n, 1)).round(3).to_dict()}; {p_text(p_value)}): a slow shift no single batch showed",
             [], value=shift, threshold=spec.max_label_shift))
     per_column, drifted_fraction = _column_drift(golden, cumulative, spec, ctx)
     for c, info in per_column.items():

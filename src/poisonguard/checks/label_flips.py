@@ -43,7 +43,7 @@ from poisonguard.kernel.models import classifier, model_arrays, model_from_array
 from poisonguard.kernel.parts import Fitted, PartScores
 from poisonguard.kernel.results import CheckResult, Finding, Severity
 from poisonguard.kernel.spec import CheckSpec
-from poisonguard.kernel.stats import mean_excess_p_value, rate_exceeds, rate_excess_p_value
+from poisonguard.kernel.stats import mean_excess_p_value, p_text, rate_exceeds, rate_excess_p_value
 
 NAME = "label_flips"
 PHASE = "rows"
@@ -302,13 +302,14 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
     meta = fitted.meta
 
     ref_flag_fraction = meta["reference_flagged_fraction"]
-    exceeded, p_value = rate_exceeds(len(flagged), n_known, ref_flag_fraction,
+    n_ref = len(fitted.arrays["reference_scores"])
+    exceeded, p_value = rate_exceeds(len(flagged), n_known, ref_flag_fraction, reference_n=n_ref,
                                      min_excess_fraction=spec.min_excess_fraction, max_p_value=spec.max_p_value)
     # Where labels are noisy by nature, few flips stand out row by row, but the batch as a whole
     # still disagrees with trusted data more than the reference does: more rows in the reference's
     # most doubtful tail, and a higher mean surprise. Two tests, each at half the p-value budget.
     in_tail = int(np.sum(s > meta["tail_score"]))
-    tail_exceeded, tail_p = rate_exceeds(in_tail, n_known, meta["reference_tail_fraction"],
+    tail_exceeded, tail_p = rate_exceeds(in_tail, n_known, meta["reference_tail_fraction"], reference_n=n_ref,
                                          min_excess_fraction=spec.min_excess_fraction,
                                          max_p_value=spec.max_p_value / 2)
     ref_surprise = float(fitted.arrays["reference_surprise"].mean())
@@ -327,14 +328,14 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
     if exceeded:
         findings.append(Finding.at_rows(NAME, "flip_fraction_exceeded",
             f"{len(flagged) / n_known:.1%} of the batch look relabelled; the reference's own share is "
-            f"{ref_flag_fraction:.2%} (p={p_value:.1e})", [], value=len(flagged) / n_known,
+            f"{ref_flag_fraction:.2%} ({p_text(p_value)})", [], value=len(flagged) / n_known,
             threshold=ref_flag_fraction + spec.min_excess_fraction))
     elif tail_exceeded or changed_exceeded:
         findings.append(Finding.at_rows(NAME, "label_disagreement_exceeded",
             f"the batch's labels disagree with trusted data more than the reference's own do: an estimated "
             f"{max(changed_share, 0.0):.1%} of its labels look changed (mean surprise {mean_surprise:.2f} against "
-            f"{ref_surprise:.2f}, p={surprise_p:.1e}); {in_tail / n_known:.1%} of rows in the reference's most "
-            f"doubtful {meta['reference_tail_fraction']:.0%} (p={tail_p:.1e})", [],
+            f"{ref_surprise:.2f}, {p_text(surprise_p)}); {in_tail / n_known:.1%} of rows in the reference's most "
+            f"doubtful {meta['reference_tail_fraction']:.0%} ({p_text(tail_p)})", [],
             value=max(changed_share, 0.0), threshold=spec.min_excess_fraction))
     top = pairs[0] if pairs else None
     if top and top["significant"] and top["share_of_flagged"] >= spec.min_targeted_share:
@@ -379,7 +380,7 @@ def _pair_table(given: np.ndarray, predicted: np.ndarray, y_batch: np.ndarray, f
         # The reference cannot show a rate below one row in its class; use half of that as floor.
         ref_rate = max(float(ref_pairs[g, p]) / in_class, 0.5 / in_class)
         in_batch = max(int(np.sum(y_batch == g)), 1)
-        p_value = rate_excess_p_value(int(count), in_batch, ref_rate)
+        p_value = rate_excess_p_value(int(count), in_batch, float(ref_pairs[g, p]) / in_class, in_class)
         rows.append({"given": classes[g], "predicted": classes[p], "flagged": int(count),
                      "share_of_flagged": count / total, "batch_rate": count / in_batch, "reference_rate": ref_rate,
                      "p_value": p_value,

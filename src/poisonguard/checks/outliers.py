@@ -19,7 +19,7 @@ from poisonguard.kernel.context import GateContext
 from poisonguard.kernel.parts import Fitted, PartScores
 from poisonguard.kernel.results import CheckResult, Finding, Severity
 from poisonguard.kernel.spec import CheckSpec
-from poisonguard.kernel.stats import rate_exceeds
+from poisonguard.kernel.stats import p_text, rate_exceeds
 
 NAME = "outliers"
 PHASE = "rows"
@@ -77,6 +77,18 @@ def max_abs_z(x: np.ndarray, n_numeric: int) -> np.ndarray:
     return np.abs(x[:, :n_numeric]).max(axis=1).astype(np.float64)
 
 
+def out_of_fold_scores(x_reference: np.ndarray, spec: Spec, seed: int, folds: int = 5) -> np.ndarray:
+    """Each reference row's anomaly score from a forest grown without it (k folds), so the
+    reference is scored the way a batch is: by a detector that never saw its rows (a forest
+    scores the rows it was grown on as less abnormal, most of all on a small reference)."""
+    out = np.zeros(len(x_reference))
+    order = np.random.default_rng(seed).permutation(len(x_reference))
+    for fold in np.array_split(order, min(folds, len(x_reference))):
+        rest = np.setdiff1d(order, fold)
+        out[fold] = outlier_scores(fit_detector(x_reference[rest], spec, seed), x_reference[fold])
+    return out
+
+
 def fit(spec: Spec, ctx: GateContext) -> Fitted:
     """Thresholds from the reference's own scores: the forest's, and the row's largest |z|.
 
@@ -85,12 +97,12 @@ def fit(spec: Spec, ctx: GateContext) -> Fitted:
     reference with 30 skewed features, 4.7% of a clean batch)."""
     x_ref = ctx.encode(ctx.reference)
     n_numeric = len(ctx.features.numeric_columns)
-    ref_iso, ref_z = outlier_scores(_forest(spec, ctx), x_ref), max_abs_z(x_ref, n_numeric)
+    ref_iso, ref_z = out_of_fold_scores(x_ref, spec, ctx.seed), max_abs_z(x_ref, n_numeric)
     iso_threshold = float(np.quantile(ref_iso, spec.reference_quantile)) + spec.score_margin
     z_threshold = max(float(np.quantile(ref_z, spec.reference_quantile)) * (1 + spec.z_margin_fraction), 1e-9)
     ref_scores = np.maximum(ref_iso / iso_threshold, ref_z / z_threshold)
     return Fitted({"isolation_threshold": iso_threshold, "z_threshold": z_threshold, "numeric_columns": n_numeric,
-                   "reference_flagged_fraction": float(np.mean(ref_scores > 1))})
+                   "reference_flagged_fraction": float(np.mean(ref_scores > 1)), "reference_rows": len(x_ref)})
 
 
 def score(frame: pd.DataFrame, fitted: Fitted, spec: Spec, ctx: GateContext) -> PartScores:
@@ -114,12 +126,12 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
             f"{len(flagged)} row(s) lie outside what the reference holds ({n_extreme} with a feature beyond "
             f"{fitted.meta['z_threshold']:.1f} standard deviations, the rest isolated by the IsolationForest)",
             flagged, threshold=1.0))
-    exceeded, p_value = rate_exceeds(len(flagged), n, ref_fraction,
+    exceeded, p_value = rate_exceeds(len(flagged), n, ref_fraction, reference_n=fitted.meta["reference_rows"],
                                      min_excess_fraction=spec.min_excess_fraction, max_p_value=spec.max_p_value)
     if exceeded:
         findings.append(Finding.at_rows(NAME, "outlier_fraction_exceeded",
             f"{len(flagged) / n:.1%} of the batch are outliers; the reference's own share is "
-            f"{ref_fraction:.2%} (p={p_value:.1e})", [], value=len(flagged) / n,
+            f"{ref_fraction:.2%} ({p_text(p_value)})", [], value=len(flagged) / n,
             threshold=ref_fraction + spec.min_excess_fraction))
     metrics = {
         "isolation_threshold": fitted.meta["isolation_threshold"],

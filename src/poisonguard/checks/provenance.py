@@ -15,7 +15,7 @@ from poisonguard.kernel.hashing import canonical_block, hash_files, row_keys, ro
 from poisonguard.kernel.parts import Fitted, PartScores
 from poisonguard.kernel.results import CheckResult, Finding, Severity
 from poisonguard.kernel.spec import CheckSpec
-from poisonguard.kernel.stats import rate_exceeds
+from poisonguard.kernel.stats import p_text, rate_exceeds
 
 NAME = "provenance"
 PHASE = "rows"
@@ -73,7 +73,8 @@ def fit(spec: Spec, ctx: GateContext) -> Fitted:
     n = len(trusted)
     natural_dup = float(pd.Series(ref_feat).duplicated(keep=False).mean()) if n else 0.0
     ref_conflict = (natural_dup - float(pd.Series(ref_full).duplicated(keep=False).mean())) if n else 0.0
-    return Fitted({"natural_duplicate_fraction": natural_dup, "natural_conflict_fraction": ref_conflict},
+    return Fitted({"natural_duplicate_fraction": natural_dup, "natural_conflict_fraction": ref_conflict,
+                   "trusted_rows": n},
                   {"feature_keys": np.unique(ref_feat), "row_keys": np.unique(ref_full)})
 
 
@@ -119,12 +120,12 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
             f"{int(conflict.sum())} row(s) copy a trusted row's features with a different label",
             np.flatnonzero(conflict)))
     repeated = dup | replay | conflict
-    exceeded, p_value = rate_exceeds(int(repeated.sum()), n, natural_dup,
+    exceeded, p_value = rate_exceeds(int(repeated.sum()), n, natural_dup, reference_n=fitted.meta["trusted_rows"],
                                      min_excess_fraction=spec.min_excess_fraction, max_p_value=spec.max_p_value)
     if exceeded:
         findings.append(Finding.at_rows(NAME, "duplicate_fraction_exceeded",
             f"{repeated.mean():.1%} of the batch repeats trusted or earlier rows; the reference's own "
-            f"repeat rate is {natural_dup:.1%} (p={p_value:.1e})", [], value=float(repeated.mean()),
+            f"repeat rate is {natural_dup:.1%} ({p_text(p_value)})", [], value=float(repeated.mean()),
             threshold=natural_dup + spec.min_excess_fraction))
     scores_out = np.where(conflict, 1.0, np.where(dup | replay, 0.5, 0.0))
     metrics = {

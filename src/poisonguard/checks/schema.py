@@ -23,7 +23,7 @@ from poisonguard.kernel.imports import quiet_import
 from poisonguard.kernel.parts import Fitted, PartScores
 from poisonguard.kernel.results import CheckResult, Finding, Severity
 from poisonguard.kernel.spec import CheckSpec
-from poisonguard.kernel.stats import rate_exceeds
+from poisonguard.kernel.stats import p_text, rate_exceeds
 
 NAME = "schema"
 PHASE = "rows"
@@ -367,7 +367,7 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
         where = ", ".join(f"'{k.split(':', 1)[1]}' {k.split(':', 1)[0]} in {v} rows" for k, v in worst)
         findings.append(Finding.at_rows(NAME, "failed_row_fraction_exceeded",
             f"{failed_fraction:.1%} of rows ({failed_rows} of {n}) break the schema; trusted data breaks it on "
-            f"about {spec.natural_failed_row_fraction:.1%} (p={p_value:.1e}; most: {where})",
+            f"about {spec.natural_failed_row_fraction:.1%} ({p_text(p_value)}; most: {where})",
             [], value=failed_fraction, threshold=spec.natural_failed_row_fraction + spec.max_failed_row_fraction))
 
     artifacts: tuple[str, ...] = ()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import norm
 
-from poisonguard.kernel.stats import mean_excess_p_value
+from poisonguard.kernel.stats import mean_excess_p_value, rate_excess_p_value
 
 
 def _skewed(seed: int, n: int = 5000) -> np.ndarray:
@@ -40,3 +40,17 @@ def test_large_batches_use_the_normal_approximation():
     reference = _skewed(0)
     z3 = reference.mean() + 3 * reference.std() / np.sqrt(1_000_000)
     assert abs(mean_excess_p_value(reference, z3, 1_000_000, seed=0) - norm.sf(3)) < 1e-9
+
+
+def test_the_reference_is_a_sample_too_rates():
+    """A rare event (0.5%) measured on 400 trusted rows, tested on batches of 400: the
+    beta-binomial test stays near its level where the binomial one, taking the reference's rate
+    as exact, fires far too often (a rate of 0 seen in 400 rows is not a rate of 0)."""
+    rng = np.random.default_rng(4)
+    beta, binomial = [], []
+    for _ in range(2000):
+        seen, count = rng.binomial(400, 0.005), rng.binomial(400, 0.005)
+        beta.append(rate_excess_p_value(count, 400, seen / 400, reference_n=400))
+        binomial.append(rate_excess_p_value(count, 400, seen / 400))
+    assert np.mean(np.array(beta) < 0.01) <= 0.02
+    assert np.mean(np.array(binomial) < 0.01) > 0.05
