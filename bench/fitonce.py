@@ -18,10 +18,10 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from bench.harness import Files, command, measure
+from bench.report import run_stamp, write_section
 from bench.speed import LABEL, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,17 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[fit-once] {n:,} rows: cold {r['cold_wall_seconds']:.1f} s, warm {r['warm_wall_seconds']:.1f} s, "
               f"warm peak RSS {r['warm_peak_rss_bytes'] / 2**20:.0f} MiB", flush=True)
     imports = {m: min(import_seconds(m) for _ in range(2)) for m in HEAVY}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    meta = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit.strip() or "?",
-            "load": load, "runs": args.runs}
-    section = render(rows, imports, meta)
-    text = args.results.read_text() if args.results.exists() else ""
-    if BEGIN in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    args.results.write_text(text)
+    meta = run_stamp() | {"load": load, "runs": args.runs}
+    write_section(args.results, render(rows, imports, meta))
     (args.work / "fitonce.json").write_text(json.dumps({"rows": rows, "imports": imports, "meta": meta}, indent=1))
     print(f"[fit-once] wrote the section into {args.results}")
     return 0

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.report import run_stamp, write_section
+
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- real-data:begin -->", "<!-- real-data:end -->"
 MAX_BATCH_ROWS = 2_000
@@ -189,8 +191,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "realdata")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args(argv)
-    import subprocess
-
     chosen = [s for s in CORPUS if not args.datasets or f"{s.package}.{s.name}" in args.datasets]
     tasks, datasets = [], {}
     for source in chosen:
@@ -208,17 +208,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[real-data {time.time() - started:5.0f}s] {row['dataset']} split {row['split']} {row['scenario']}: "
                   f"{row['decision']} {' '.join(row.get('reasons', []))}", flush=True)
     (args.work / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    meta = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit.strip(),
-            "splits": args.splits, "datasets": datasets}
+    meta = run_stamp() | {"splits": args.splits, "datasets": datasets}
     section = render(rows, meta)
-    text = args.results.read_text() if args.results.exists() else ""
-    if BEGIN in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    args.results.write_text(text)
+    write_section(args.results, section)
     print(section)
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 from statistics import mean
 
 from bench.harness import ALL_DEFENCES, POISONGUARD
@@ -325,3 +326,26 @@ def with_kept_sections(new: str, old: str) -> str:
         if begin in old and end in old:
             kept.append((old.index(begin), begin + old.split(begin, 1)[1].split(end, 1)[0] + end))
     return new.rstrip("\n") + "".join("\n\n" + text for _, text in sorted(kept)) + "\n"
+
+
+def write_section(path: Path, section: str) -> None:
+    """Put ``section`` (which starts and ends with one of :data:`KEPT_SECTIONS`' markers) into the
+    file at ``path``: in place of the old one, or at the end."""
+    begin, end = next((b, e) for b, e in KEPT_SECTIONS if section.startswith(b))
+    text = path.read_text() if path.exists() else ""
+    if begin in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1].lstrip("\n")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
+
+
+def run_stamp() -> dict[str, str]:
+    """When and on which commit a bench command ran."""
+    import subprocess
+    import time
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parents[1],
+                            capture_output=True, text=True).stdout.strip()
+    return {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit or "?"}
