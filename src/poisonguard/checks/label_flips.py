@@ -128,7 +128,8 @@ def _fitted_models(kind: str, ctx: GateContext, spec: Spec, kept: Fitted | None 
 
         x, y = _training_set(ctx, spec)
         k = min(spec.n_neighbors, len(x) - 1)
-        numbers = {} if kept is None else {n[6:]: a for n, a in kept.arrays.items() if n.startswith("model/")}
+        numbers = {} if kept is None else {n.removeprefix("model/"): a for n, a in kept.arrays.items()
+                                                  if n.startswith("model/")}
         model = model_from_arrays(kind, ctx.seed, numbers) if numbers else classifier(kind, ctx.seed).fit(x, y)
         return model, NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(x), k
     return ctx.cached(("label_flips.models", kind, spec.max_fit_rows, spec.n_neighbors), fit_all)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 
 def promote(store: DatasetStore, out: Path, batch: str, actor: Actor, key: str | None) -> Promotion:
-    records = store.records()  # the store's key, the whole chain and every signature verified, once
+    records = store.records()  # the store's key, store.json, the chain and every signature verified (then cached)
     verdict_path = out / "verdict.json"
     if not verdict_path.exists():
         raise PromotionRefused(f"{verdict_path} does not exist: there is no gate run to promote. Run the gate first.")
@@ -46,9 +46,9 @@ def promote(store: DatasetStore, out: Path, batch: str, actor: Actor, key: str |
     verify_document(document, store.key, verdict_path)
     digest = document_sha256(stable_part(document))
     final = store.path / "batches" / batch
-    gate = _gate_record(records, store, batch, digest, document, verdict_path)
+    gate = _gate_record(store, batch, digest, document, verdict_path)
 
-    done = _last(records, "promote", batch=batch)
+    done = store.ledger.find("promote", batch=batch)
     if done is not None:
         if done.body["verdict_sha256"] != digest:
             raise PromotionRefused(f"batch '{batch}' of '{store.dataset}' was already promoted from another verdict "
@@ -68,7 +68,7 @@ def promote(store: DatasetStore, out: Path, batch: str, actor: Actor, key: str |
 
     approval = None
     if document["decision"] != "promote":
-        approval = _last(records, "review", batch=batch, verdict_sha256=digest)
+        approval = store.ledger.find("review", batch=batch, verdict_sha256=digest)
         if approval is None or not approval.body["approved"]:
             raise PromotionRefused(f"the gate blocked batch '{batch}' ({_reasons(document)}); only a reviewer's "
                                    "recorded approval of this very verdict can promote it.")
@@ -105,15 +105,9 @@ def promote(store: DatasetStore, out: Path, batch: str, actor: Actor, key: str |
     return Promotion(batch, True, False, len(clean), len(quarantined), record.to_dict())
 
 
-def _last(records: list[Record], kind: str, **match: Any) -> Record | None:
-    return next((r for r in reversed(records)
-                 if r.kind == kind and all(r.body.get(k) == v for k, v in match.items())), None)
-
-
-def _gate_record(records: list[Record], store: DatasetStore, batch: str, digest: str, document: dict[str, Any],
-                 where: Path) -> Record:
+def _gate_record(store: DatasetStore, batch: str, digest: str, document: dict[str, Any], where: Path) -> Record:
     """The ledger's gate record of this very verdict for ``batch``, cross-checked field by field."""
-    gate = _last(records, "gate", verdict_sha256=digest)
+    gate = store.ledger.find("gate", verdict_sha256=digest)
     if gate is None:
         raise PromotionRefused(f"{where} is not a verdict the gate recorded in the ledger of '{store.dataset}' (no "
                                f"gate record has its hash {digest[:16]}): it was edited, or made outside this store. "
