@@ -3,7 +3,11 @@
 Gradient boosting runs a fixed 60 rounds at learning rate 0.15, without early stopping: on the
 20k-row synthetic reference that matched the default's (100 rounds, early stopping) out-of-fold
 log-loss (0.069 vs 0.068) in a third of the time, and its cost no longer depends on where a
-validation split happens to stop it.
+validation split happens to stop it. Its leaves are L2-regularised (``l2_regularization=1``):
+without it, multi-class fits on real data diverge where a class is nearly separable (tiny
+hessians, huge leaf values) — holdout accuracy 0.17-0.48 on four fits of nycflights13's carrier
+(16 classes) that differ by 2,000 of 36,000 rows, 0.96 with it; 0.66-0.93 on dplyr's storms,
+0.92-0.93 with it.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ def classifier(kind: ModelKind | str, seed: int):
     if kind == "gradient_boosting":
         from sklearn.ensemble import HistGradientBoostingClassifier
 
-        return HistGradientBoostingClassifier(max_iter=60, learning_rate=0.15, early_stopping=False,
-                                              random_state=seed)
+        return HistGradientBoostingClassifier(max_iter=60, learning_rate=0.15, l2_regularization=1.0,
+                                              early_stopping=False, random_state=seed)
     from sklearn.linear_model import LogisticRegression
 
     return LogisticRegression(C=1.0, max_iter=500)
