@@ -5,6 +5,14 @@ Three models of one kind, scored on the trusted holdout, overall and per class:
 flag) and ``raw`` (reference + the whole batch, to show what filtering saved). A drop counts only
 when it is both larger than the policy allows and significant on the holdout (a one-sided sign
 test over the holdout rows the two models disagree on), so small holdouts do not block by chance.
+
+Two models trained on nearly the same rows disagree on more holdout rows, and more together, than
+a coin would: the sign test alone reads that training noise as harm. So the test is calibrated on
+trusted data: ``null_models`` models are trained on the reference minus a pseudo-batch of its own
+rows (at the batch's size, rounded up to a power of two) and compared with the reference model,
+exactly as a batch is; the spread of their sign-test z-scores (overall and per class, pooled) is
+the test's dispersion. A batch's lost and gained rows are divided by it before the sign test
+(a quasi-binomial test; dispersion 1 is the plain sign test). Kept in the fitted state.
 """
 
 from __future__ import annotations
@@ -46,15 +54,39 @@ class Spec(CheckSpec):
         description="Significance a drop needs (sign test on the holdout; per class, divided by the classes judged).")
     max_train_rows: int = Field(
         20_000, ge=100, description="Batch rows sampled (seeded) into training; the reference is always used whole.")
+    null_models: int = Field(
+        4, ge=0, le=50,
+        description="Models trained without a pseudo-batch of trusted rows to measure how much training noise "
+        "alone moves holdout accuracy (0: the plain sign test).")
 
 
-def _drop(correct_before: np.ndarray, correct_after: np.ndarray) -> tuple[float, float]:
-    """Accuracy drop and the sign-test p-value that the second model is worse, on the same rows."""
+def _drop(correct_before: np.ndarray, correct_after: np.ndarray, dispersion: float = 1.0) -> tuple[float, float]:
+    """Accuracy drop and the sign-test p-value that the second model is worse, on the same rows,
+    with the counts divided by ``dispersion`` (quasi-binomial; 1 is the exact sign test)."""
+    from scipy.special import betainc
+
     lost = int(np.sum(correct_before & ~correct_after))
     gained = int(np.sum(~correct_before & correct_after))
     drop = (lost - gained) / max(len(correct_before), 1)
-    p = rate_excess_p_value(lost, lost + gained, 0.5) if lost > gained else 1.0
-    return drop, p
+    if lost <= gained:
+        return drop, 1.0
+    if dispersion <= 1.0:
+        return drop, rate_excess_p_value(lost, lost + gained, 0.5)
+    k, n = lost / dispersion, (lost + gained) / dispersion
+    return drop, float(betainc(k, n - k + 1, 0.5))  # P(X >= k), X ~ Binomial(n, 1/2), for real k and n
+
+
+def _z(correct_before: np.ndarray, correct_after: np.ndarray) -> float | None:
+    """The sign test's z-score of a drop (None when the models agree on every row)."""
+    lost = int(np.sum(correct_before & ~correct_after))
+    gained = int(np.sum(~correct_before & correct_after))
+    return (lost - gained) / np.sqrt(lost + gained) if lost + gained else None
+
+
+def _pseudo_batch_rows(batch_rows: int, reference_rows: int) -> int:
+    """The pseudo-batch size of the null: the batch's, rounded up to a power of two (so batches of
+    similar size share one null), at most a quarter of the reference."""
+    return int(min(2 ** int(np.ceil(np.log2(max(batch_rows, 2)))), max(reference_rows // 4, 1)))
 
 
 def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
@@ -85,6 +117,28 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
 
     correct = {"reference": ctx.persisted("baseline.reference_model", (spec.model, ),
                                           reference_model).arrays["correct"]}
+    judged_classes = [c for c in range(len(ctx.classes)) if np.sum(y_hold == c) >= spec.min_class_rows]
+    null_rows = _pseudo_batch_rows(len(usable), len(y_ref))
+
+    def null() -> Fitted:  # trusted data only: kept in the fitted state
+        rng = np.random.default_rng([ctx.seed, null_rows])
+        z = []
+        for _ in range(spec.null_models):
+            left_out = np.zeros(len(y_ref), dtype=bool)
+            left_out[rng.choice(len(y_ref), null_rows, replace=False)] = True
+            before = classifier(spec.model, ctx.seed).fit(x_ref[~left_out], y_ref[~left_out]).predict(x_hold) == y_hold
+            z += [_z(before, correct["reference"])]
+            z += [_z(before[y_hold == c], correct["reference"][y_hold == c]) for c in judged_classes]
+        seen = np.array([v for v in z if v is not None])
+        return Fitted({"dispersion": max(1.0, float(np.mean(seen ** 2))) if len(seen) else 1.0,
+                       "models": spec.null_models, "rows": null_rows, "z_scores": len(seen)})
+
+    dispersion = 1.0
+    null_meta: dict[str, object] = {"models": 0}
+    if spec.null_models and len(y_ref) >= 8:
+        null_meta = ctx.persisted("baseline.null", (spec.model, spec.null_models, null_rows, spec.min_class_rows),
+                                  null).meta
+        dispersion = float(null_meta["dispersion"])  # type: ignore[arg-type]
     for name, keep in (("clean", is_clean), ("raw", np.ones(len(usable), dtype=bool))):
         if name == "raw" and is_clean.all():  # the same training rows: the same model
             correct["raw"] = correct["clean"]
@@ -97,13 +151,14 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
                                   "train_rows": {"reference": len(y_ref), "clean": len(y_ref) + len(clean),
                                                  "raw": len(y_ref) + len(usable)}}
     metrics["accuracy"] = {k: float(v.mean()) for k, v in correct.items()}
-    drop, p = _drop(correct["reference"], correct["clean"])
+    metrics["null"] = null_meta
+    drop, p = _drop(correct["reference"], correct["clean"], dispersion)
     metrics["accuracy_drop"], metrics["accuracy_drop_p_value"] = drop, p
     if drop > spec.max_accuracy_drop and p < spec.max_p_value:
         findings.append(Finding.at_rows(NAME, "accuracy_drop",
             f"holdout accuracy falls from {correct['reference'].mean():.1%} to {correct['clean'].mean():.1%} "
             f"when the batch's clean rows are added ({p_text(p)})", [], value=drop, threshold=spec.max_accuracy_drop))
-    raw_drop, raw_p = _drop(correct["reference"], correct["raw"])
+    raw_drop, raw_p = _drop(correct["reference"], correct["raw"], dispersion)
     metrics["raw_accuracy_drop"] = raw_drop
     if raw_drop > spec.max_accuracy_drop and raw_p < spec.max_p_value:
         findings.append(Finding.at_rows(NAME, "raw_batch_harm",
@@ -112,13 +167,13 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
 
     per_class = {}
     # One test per class judged: Bonferroni, so a 16-class dataset is not 16 times as likely to block.
-    judged = max(sum(int(np.sum(y_hold == c)) >= spec.min_class_rows for c in range(len(ctx.classes))), 1)
+    judged = max(len(judged_classes), 1)
     for c, cls in enumerate(ctx.classes):
         in_class = y_hold == c
         if in_class.sum() == 0:
             continue
         recalls = {k: float(v[in_class].mean()) for k, v in correct.items()}
-        c_drop, c_p = _drop(correct["reference"][in_class], correct["clean"][in_class])
+        c_drop, c_p = _drop(correct["reference"][in_class], correct["clean"][in_class], dispersion)
         per_class[cls] = {"holdout_rows": int(in_class.sum()), "recall": recalls, "recall_drop": c_drop,
                           "p_value": c_p}
         if in_class.sum() >= spec.min_class_rows and c_drop > spec.max_class_recall_drop \

@@ -4,7 +4,10 @@ Methods are distances, not p-values (a p-value test fires on 5% of clean batches
 nearly every huge one): normed Wasserstein for numeric columns, Jensen-Shannon for
 categorical ones and the label. Each column's threshold is relative to the reference's own
 sampling noise: the largest distance Evidently's own test gives between disjoint reference
-splits of the batch's size, times a margin — never below the policy's floor.
+splits of the batch's size, times a margin — never below the policy's floor. The label, which
+blocks alone, gets an empirical null instead: the Jensen-Shannon distance (computed as Evidently
+computes it) between many pseudo-batches of reference labels at the batch's size and the rest of
+the reference; its threshold is the quantile that only ``label_false_block_rate`` of them reach.
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ class Spec(CheckSpec):
     noise_margin: float = Field(
         1.5, ge=1, description="Thresholds are this many times the largest distance between reference splits.")
     noise_draws: int = Field(8, ge=1, le=100, description="Reference splits drawn to measure sampling noise.")
+    label_false_block_rate: float = Field(
+        1e-3, gt=0, lt=0.5,
+        description="Share of clean batches the label drift test may block: its threshold is this upper quantile "
+        "of the distances between pseudo-batches of reference labels and the rest (never below the floor).")
     max_drifted_column_fraction: float = Field(
         0.3, ge=0, le=1, description="Block when more than this share of feature columns drifted.")
     max_rows: int = Field(
@@ -69,6 +76,35 @@ def noise_threshold(reference: pd.Series, n_batch: int, numeric: bool, floor: fl
         part, rest = values.iloc[perm[:m]], values.iloc[perm[m:]]
         worst = max(worst, float(test(rest, part, kind, floor).drift_score))
     return max(floor, spec.noise_margin * worst)
+
+
+LABEL_NULL_DRAWS = 20_000
+
+
+def jensen_shannon_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """scipy's ``jensenshannon`` (natural log) between the rows of two count matrices, as
+    Evidently's test computes it on category frequencies."""
+    p = p / p.sum(axis=1, keepdims=True)
+    q = q / q.sum(axis=1, keepdims=True)
+    m = (p + q) / 2
+
+    def kl(a: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(a > 0, a * np.log(a / m), 0.0).sum(axis=1)
+    return np.sqrt(np.maximum((kl(p) + kl(q)) / 2, 0.0))
+
+
+def label_null_threshold(labels: pd.Series, n_batch: int, spec: Spec, seed: int) -> tuple[float, int]:
+    """The label drift threshold and the pseudo-batch size of its null: the upper
+    ``label_false_block_rate`` quantile of the distance between ``min(n_batch, half)`` reference
+    labels drawn without replacement and the rest, never below ``min_label_threshold``."""
+    counts = labels.value_counts().to_numpy(dtype=np.int64)
+    m = min(n_batch, int(counts.sum()) // 2)
+    if m < 2 or len(counts) < 2:
+        return spec.min_label_threshold, m
+    part = np.random.default_rng(seed).multivariate_hypergeometric(counts, m, size=LABEL_NULL_DRAWS)
+    distances = jensen_shannon_rows(part.astype(np.float64), (counts - part).astype(np.float64))
+    return max(spec.min_label_threshold, float(np.quantile(distances, 1 - spec.label_false_block_rate))), m
 
 
 def _sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
@@ -102,12 +138,17 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
 
     def noise() -> Fitted:  # trusted data only (at the batch's size): kept in the fitted state
         rng = np.random.default_rng(ctx.seed)
-        return Fitted({"thresholds": {c: noise_threshold(
-            ref[c], len(cur), c in numeric, spec.min_label_threshold if c == ctx.label else spec.min_column_threshold,
-            spec, rng) for c in columns}})
+        features = [c for c in columns if c != ctx.label]
+        thresholds = {c: noise_threshold(ref[c], len(cur), c in numeric, spec.min_column_threshold, spec, rng)
+                      for c in features}
+        label_null: dict[str, Any] = {}
+        if ctx.label in columns:
+            thresholds[ctx.label], size = label_null_threshold(ref[ctx.label], len(cur), spec, ctx.seed)
+            label_null = {"pseudo_batches": LABEL_NULL_DRAWS, "rows": size, "false_block_rate": spec.label_false_block_rate}
+        return Fitted({"thresholds": thresholds, "label_null": label_null})
 
-    thresholds = ctx.persisted("drift.noise", (spec.fit_parameters(), len(cur), columns, numeric), noise).meta[
-        "thresholds"]
+    fitted = ctx.persisted("drift.noise", (spec.fit_parameters(), len(cur), columns, numeric), noise)
+    thresholds = fitted.meta["thresholds"]
     report = Report([ValueDrift(column=c, method=NUMERIC_METHOD if c in numeric else CATEGORICAL_METHOD,
                                 threshold=thresholds[c]) for c in columns])
     definition = DataDefinition(numerical_columns=[c for c in numeric if c in columns],
@@ -150,6 +191,7 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
         snapshot.save_html(str(ctx.out_dir / "drift.html"))
         artifacts = ("drift.html",)
     metrics = {"columns": per_column, "drifted_column_fraction": drifted_fraction,
+               "label_null": fitted.meta["label_null"],
                "rows_compared": {"incoming": len(cur), "reference": len(ref)},
                "sampled": len(frame) > spec.max_rows or len(ctx.reference) > spec.max_rows}
     return CheckResult(NAME, tuple(findings), metrics, None, artifacts=artifacts)

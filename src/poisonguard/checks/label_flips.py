@@ -315,7 +315,8 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
                                          max_p_value=spec.max_p_value / 2)
     ref_surprise = float(fitted.arrays["reference_surprise"].mean())
     mean_surprise = float(_surprise(1.0 - doubt).mean()) if len(known) else ref_surprise
-    surprise_p = mean_excess_p_value(fitted.arrays["reference_surprise"], mean_surprise, len(known), seed=ctx.seed)
+    surprise_p = mean_excess_p_value(fitted.arrays["reference_surprise"], mean_surprise, len(known), seed=ctx.seed,
+                                     two_sample=True)
     changed_share = (mean_surprise - ref_surprise) / max(meta["changed_label_surprise"] - ref_surprise, 1e-12)
     changed_exceeded = changed_share > spec.min_excess_fraction and surprise_p < spec.max_p_value / 2
     pairs = _pair_table(yk[flagged_k], predicted[flagged_k], yk, fitted, classes, spec)

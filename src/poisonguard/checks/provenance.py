@@ -15,7 +15,7 @@ from poisonguard.kernel.hashing import canonical_block, hash_files, row_keys, ro
 from poisonguard.kernel.parts import Fitted, PartScores
 from poisonguard.kernel.results import CheckResult, Finding, Severity
 from poisonguard.kernel.spec import CheckSpec
-from poisonguard.kernel.stats import p_text, rate_exceeds
+from poisonguard.kernel.stats import p_text, pseudo_batch_p_value, rate_exceeds
 
 NAME = "provenance"
 PHASE = "rows"
@@ -38,8 +38,13 @@ class Spec(CheckSpec):
         description="Block only when the batch's share of repeated rows exceeds the reference's own by this much...",
     )
     max_p_value: float = Field(
-        1e-4, gt=0, lt=1, description="...and a binomial test puts it below this p-value.",
+        1e-4, gt=0, lt=1, description="...and a one-sided test puts it below this p-value (both against the "
+        "reference's own repeat rate and against pseudo-batches of trusted rows).",
     )
+    null_batches: int = Field(
+        200, ge=0, le=10_000,
+        description="Pseudo-batches of trusted rows, at the batch's size, whose repeats against the rest of the "
+        "trusted rows form the empirical null (0: only the test against the reference's rate).")
 
 
 def feature_and_row_keys(frame: pd.DataFrame, ctx: GateContext) -> tuple[np.ndarray, np.ndarray]:
@@ -73,9 +78,37 @@ def fit(spec: Spec, ctx: GateContext) -> Fitted:
     n = len(trusted)
     natural_dup = float(pd.Series(ref_feat).duplicated(keep=False).mean()) if n else 0.0
     ref_conflict = (natural_dup - float(pd.Series(ref_full).duplicated(keep=False).mean())) if n else 0.0
+    feature_keys, feature_group = np.unique(ref_feat, return_inverse=True)
+    row_keys_, row_group = np.unique(ref_full, return_inverse=True)
     return Fitted({"natural_duplicate_fraction": natural_dup, "natural_conflict_fraction": ref_conflict,
                    "trusted_rows": n},
-                  {"feature_keys": np.unique(ref_feat), "row_keys": np.unique(ref_full)})
+                  {"feature_keys": feature_keys, "row_keys": row_keys_,
+                   "feature_group": feature_group.astype(np.int64), "row_group": row_group.astype(np.int64)})
+
+
+def null_repeats(fitted: Fitted, n: int, draws: int, seed: int) -> tuple[np.ndarray, int]:
+    """Repeated rows in ``draws`` pseudo-batches of trusted rows (at most half of them), each
+    counted exactly as a batch's are — repeats within it (features and label) or features that
+    the rest of the trusted rows hold — and the pseudo-batch size. The rest is smaller than the
+    pool a real batch meets, so each count is raised by the shortfall of the in-pool rate against
+    the reference's own (its rows repeating any other trusted row)."""
+    feature_group, row_group = fitted.arrays["feature_group"], fitted.arrays["row_group"]
+    total = len(feature_group)
+    size = min(n, total // 2)
+    if size < 1 or draws < 2:
+        return np.zeros(0), size
+    group_size = np.bincount(feature_group)
+    rng = np.random.default_rng(seed)
+    counts, in_pool_rates = np.empty(draws), np.empty(draws)
+    for d in range(draws):
+        rows = rng.choice(total, size, replace=False)
+        groups = feature_group[rows]
+        in_pool = np.bincount(groups, minlength=len(group_size))[groups] < group_size[groups]
+        repeat = np.ones(size, dtype=bool)
+        repeat[np.unique(row_group[rows], return_index=True)[1]] = False
+        counts[d], in_pool_rates[d] = np.sum(in_pool | repeat), in_pool.mean()
+    shortfall = max(0.0, fitted.meta["natural_duplicate_fraction"] - float(in_pool_rates.mean()))
+    return counts + shortfall * size, size
 
 
 def _isin_sorted(keys: np.ndarray, sorted_unique: np.ndarray) -> np.ndarray:
@@ -120,8 +153,14 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
             f"{int(conflict.sum())} row(s) copy a trusted row's features with a different label",
             np.flatnonzero(conflict)))
     repeated = dup | replay | conflict
-    exceeded, p_value = rate_exceeds(int(repeated.sum()), n, natural_dup, reference_n=fitted.meta["trusted_rows"],
+    count = int(repeated.sum())
+    exceeded, p_value = rate_exceeds(count, n, natural_dup, reference_n=fitted.meta["trusted_rows"],
                                      min_excess_fraction=spec.min_excess_fraction, max_p_value=spec.max_p_value)
+    # The same count against pseudo-batches of trusted rows; the batch must be unusual for both.
+    null_counts, null_n = null_repeats(fitted, n, spec.null_batches, ctx.seed)
+    null_p = pseudo_batch_p_value(count, n, null_counts, null_n) if len(null_counts) else p_value
+    p_value = max(p_value, null_p)
+    exceeded = exceeded and p_value < spec.max_p_value
     if exceeded:
         findings.append(Finding.at_rows(NAME, "duplicate_fraction_exceeded",
             f"{repeated.mean():.1%} of the batch repeats trusted or earlier rows; the reference's own "
@@ -136,5 +175,8 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
         "reference_repeat_fraction": natural_dup,
         "repeats_are_natural": natural,
         "p_value": p_value,
+        "null": {"pseudo_batches": len(null_counts), "rows": null_n,
+                 "mean_fraction": float(null_counts.mean() / null_n) if len(null_counts) else None,
+                 "p_value": null_p},
     }
     return CheckResult(NAME, tuple(findings), metrics, scores_out)

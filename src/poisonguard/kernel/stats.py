@@ -47,7 +47,7 @@ def rate_exceeds(count: int, n: int, expected_fraction: float, *, min_excess_fra
 
 
 def mean_excess_p_value(reference: np.ndarray, mean: float, n: int, *, seed: int, resamples: int = 10_000,
-                        max_draws: int = 20_000_000) -> float:
+                        max_draws: int = 20_000_000, two_sample: bool = False) -> float:
     """One-sided p-value of a batch of ``n`` rows having a mean of at least ``mean`` when its rows
     are like ``reference``'s.
 
@@ -55,14 +55,19 @@ def mean_excess_p_value(reference: np.ndarray, mean: float, n: int, *, seed: int
     too confident on small batches, so the mean of ``n`` rows drawn from the reference is
     bootstrapped (seeded: same input, same p-value) while that takes at most ``max_draws``
     draws; larger batches, where the mean is close to normal, use the normal approximation.
+
+    ``two_sample``: the reference's own mean is an estimate too (from ``len(reference)`` rows), so
+    its sampling error (normal, ``sd / sqrt(len(reference))``) is added to every resampled
+    difference; a batch a third the reference's size is then judged a third less sure.
     """
     from scipy.stats import norm
 
     reference = np.asarray(reference, dtype=np.float64)
     if n <= 0 or len(reference) == 0:
         return 1.0
+    own_sd = reference.std() / np.sqrt(len(reference)) if two_sample else 0.0
     if n * resamples > max_draws:
-        z = (mean - reference.mean()) / max(reference.std() / np.sqrt(n), 1e-12)
+        z = (mean - reference.mean()) / max(np.sqrt(reference.var() / n + own_sd ** 2), 1e-12)
         return float(norm.sf(z))
     rng = np.random.default_rng(seed)
     at_least = 0
@@ -70,5 +75,27 @@ def mean_excess_p_value(reference: np.ndarray, mean: float, n: int, *, seed: int
     for start in range(0, resamples, per_chunk):
         size = min(per_chunk, resamples - start)
         means = reference[rng.integers(0, len(reference), size=(size, n))].mean(axis=1)
+        if two_sample:
+            means = means + rng.normal(0.0, own_sd, size)
         at_least += int(np.sum(means >= mean - 1e-12))
     return (1 + at_least) / (1 + resamples)
+
+
+def pseudo_batch_p_value(count: int, n: int, null_counts: np.ndarray, null_n: int) -> float:
+    """One-sided p-value of ``count`` of ``n`` rows against an empirical null: ``null_counts`` seen
+    in pseudo-batches of ``null_n`` trusted rows, each judged exactly as a batch is.
+
+    The null's mean and variance fix a beta-binomial (moment matching), so rows that repeat
+    together (clusters, natural duplicates) widen the null as much as they do in trusted data,
+    and the tail beyond the draws is still a probability, not 0. The rate and the intra-batch
+    correlation carry over to a batch of another size."""
+    from scipy.stats import betabinom
+
+    null_counts = np.asarray(null_counts, dtype=np.float64)
+    if n <= 0 or count <= 0 or null_n <= 0 or not len(null_counts):
+        return 1.0
+    rate = float(np.clip(null_counts.mean() / null_n, 1e-9, 1 - 1e-9))
+    binomial_var = null_n * rate * (1 - rate)
+    rho = (null_counts.var(ddof=1) / binomial_var - 1) / max(null_n - 1, 1) if len(null_counts) > 1 else 0.0
+    rho = float(np.clip(rho, 1e-6, 0.999))
+    return float(betabinom.sf(count - 1, n, rate * (1 / rho - 1), (1 - rate) * (1 / rho - 1)))
