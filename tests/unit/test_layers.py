@@ -11,7 +11,7 @@ PACKAGE = SRC / "poisonguard"
 # Lower rank = lower layer. A module may import its own package and lower ranks, never a higher
 # rank nor another package of its own rank.
 RANKS = {"errors": 0, "kernel": 1, "checks": 2, "io": 2, "settings": 2, "engine": 3, "store": 3, "testing": 3,
-         "workflows": 4, "dvc": 4, "cli": 5, "airflow": 5}
+         "workflows": 4, "canary": 4, "dvc": 4, "cli": 5, "airflow": 5}
 
 
 def _modules() -> dict[str, Path]:

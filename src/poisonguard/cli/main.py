@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from poisonguard import __version__
+from poisonguard.cli import canary as canary_commands
 from poisonguard.cli import dvc as dvc_commands
 from poisonguard.cli import store as store_commands
 from poisonguard.errors import EXIT_BLOCK, EXIT_INPUT, EXIT_PROMOTE, EXIT_USAGE, PoisonguardError, UsageError
@@ -21,7 +22,7 @@ __all__ = ["EXIT_BLOCK", "EXIT_INPUT", "EXIT_PROMOTE", "EXIT_USAGE", "build_pars
 
 # Further subcommands: each module has ``add_parser(subparsers)`` that registers its parser with
 # ``set_defaults(handler=fn)``, where ``fn(args) -> exit code``. Modules import cheaply.
-_SUBCOMMANDS = (store_commands, dvc_commands)
+_SUBCOMMANDS = (store_commands, dvc_commands, canary_commands)
 
 
 class _Parser(argparse.ArgumentParser):

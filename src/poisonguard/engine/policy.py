@@ -74,6 +74,10 @@ class Policy(BaseModel):
         0.2, gt=0, le=0.5,
         description="Share of the reference split off as the holdout when no --holdout is given.",
     )
+    max_false_block_rate: float = Field(
+        0.01, ge=0, le=1,
+        description="Share of clean batches the gate may block; `poisonguard canary` fails when clean "
+        "pseudo-batches of your trusted data are blocked more often than this.")
     checks: ChecksPolicy = Field(default_factory=ChecksPolicy)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Policy:

@@ -90,6 +90,18 @@ def default_trigger(reference: pd.DataFrame, label: str, n_columns: int = 2) -> 
     return trigger
 
 
+def occurring_trigger(reference: pd.DataFrame, label: str, n_columns: int = 2) -> dict[str, object]:
+    """A trigger made of values trusted data does hold: on the numeric columns with the most
+    distinct values, the value that occurs in the reference nearest its 35th (45th, ...)
+    percentile. No single value stands out; only their combination with one label does."""
+    cols = sorted(_numeric_features(reference, label), key=lambda c: -int(reference[c].nunique()))[:n_columns]
+    trigger: dict[str, object] = {}
+    for i, c in enumerate(cols):
+        values = np.sort(reference[c].dropna().unique())
+        trigger[c] = values[min(len(values) - 1, int((0.35 + 0.1 * i) * len(values)))].item()
+    return trigger
+
+
 def stamp(frame: pd.DataFrame, trigger: dict[str, object], rows: np.ndarray | None = None) -> pd.DataFrame:
     """``frame`` with the trigger's values written into ``rows`` (all rows when None)."""
     out = frame.reset_index(drop=True).copy()

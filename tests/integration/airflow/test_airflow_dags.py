@@ -13,7 +13,7 @@ import pytest
 
 from support.airflow import DAGS
 
-DAG_IDS = {"poisonguard_ingest", "poisonguard_manual", "poisonguard_review", "poisonguard_dvc_gate"}
+DAG_IDS = {"poisonguard_ingest", "poisonguard_manual", "poisonguard_review", "poisonguard_dvc_gate", "poisonguard_canary"}
 HEAVY = {"sklearn", "great_expectations", "evidently", "pandas", "pyarrow", "scipy", "dvc", "poisonguard.engine.stages",
          "poisonguard.checks", "poisonguard.store"}
 
