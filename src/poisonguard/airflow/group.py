@@ -50,7 +50,7 @@ from poisonguard.airflow.operators import (
 from poisonguard.airflow.review import RequestReviewOperator
 
 # A check's verdict does not change on retry: the tasks that decide never retry.
-_NO_RETRY = {"retries": 0}
+_NO_RETRY = 0
 
 
 def poisoning_gate(*, dataset: str, batch: str = "{{ ds }}", key: str | None = None, incoming: str | None = None,
@@ -76,34 +76,33 @@ def poisoning_gate(*, dataset: str, batch: str = "{{ ds }}", key: str | None = N
     """
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
         raise ValueError(f"retries must be a whole number >= 0, not {retries!r}")
-    infra = {"retries": retries}
     with TaskGroup(group_id=group_id, tooltip=f"poisonguard gate for {dataset}") as group:
         prepare = PrepareBatchOperator(
             task_id="prepare", dataset=dataset, batch=batch, key=key, incoming=incoming, policy=policy,
             policy_dir=policy_dir, policy_overrides=policy_overrides, store_root=store_root,
-            landing_root=landing_root, id_column=id_column, **infra)
+            landing_root=landing_root, id_column=id_column, retries=retries)
         plan = XComArg(prepare, key=PLAN_KEY)
         with TaskGroup(group_id="fit", tooltip="row checks learn from trusted data"):
-            fits = [FitCheckOperator(task_id=c.name, check=c.name, plan=plan, **infra)
+            fits = [FitCheckOperator(task_id=c.name, check=c.name, plan=plan, retries=retries)
                     for c in CHECKS if c.partitioned]
         score = ScorePartOperator.partial(task_id="score_parts", map_index_template="part {{ task.part }}",
-                                          **infra).expand_kwargs(prepare.output)
+                                          retries=retries).expand_kwargs(prepare.output)
         fits >> score
         with TaskGroup(group_id="checks", tooltip="one task per check; a failed task blocked the batch"):
-            rows = [CheckOperator(task_id=c.name, check=c.name, plan=plan, **_NO_RETRY)
+            rows = [CheckOperator(task_id=c.name, check=c.name, plan=plan, retries=_NO_RETRY)
                     for c in CHECKS if c.phase == "rows"]
-            rows_done = EmptyOperator(task_id="rows_done", trigger_rule=TriggerRule.ALL_DONE, **_NO_RETRY)
-            batch_checks = [CheckOperator(task_id=c.name, check=c.name, plan=plan, **_NO_RETRY)
+            rows_done = EmptyOperator(task_id="rows_done", trigger_rule=TriggerRule.ALL_DONE, retries=_NO_RETRY)
+            batch_checks = [CheckOperator(task_id=c.name, check=c.name, plan=plan, retries=_NO_RETRY)
                             for c in CHECKS if c.phase == "batch"]
-            done = EmptyOperator(task_id="done", trigger_rule=TriggerRule.ALL_DONE, **_NO_RETRY)
+            done = EmptyOperator(task_id="done", trigger_rule=TriggerRule.ALL_DONE, retries=_NO_RETRY)
         for task, check in zip(rows, (c for c in CHECKS if c.phase == "rows"), strict=True):
             if check.partitioned:
                 score >> task
         rows >> rows_done >> batch_checks >> done
-        finish = FinishOperator(task_id="finish", plan=plan, **infra)
+        finish = FinishOperator(task_id="finish", plan=plan, retries=retries)
         done >> finish
         promote = PromoteOperator(task_id="promote", plan=plan, verdict=finish.output,
-                                  outlet=promotion_outlet(dataset), **_NO_RETRY)
+                                  outlet=promotion_outlet(dataset), retries=_NO_RETRY)
         finish >> promote
         if review_dag_id is not None:
             finish >> RequestReviewOperator(task_id="request_review", plan=plan, verdict=finish.output,

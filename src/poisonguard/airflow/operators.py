@@ -36,8 +36,6 @@ from poisonguard.airflow import runs
 from poisonguard.airflow.locations import report_url
 
 if TYPE_CHECKING:
-    from logging import Logger
-
     from airflow.sdk import Context
     from airflow.sdk.types import TaskInstanceKey
 
@@ -106,7 +104,7 @@ def skip_if_already(promotion: Mapping[str, Any]) -> None:
                                    f"{promotion['record']['seq']}); nothing new, no Asset event.")
 
 
-def fail(log: Logger, message: str) -> AirflowFailException:
+def fail(log: Any, message: str) -> AirflowFailException:
     """Log the first line of ``message`` as an error of its own, so the reason stands above
     Airflow's traceback in the task log, and return the failure to raise (no retries)."""
     log.error("%s", message.splitlines()[0] if message else message)
@@ -114,7 +112,7 @@ def fail(log: Logger, message: str) -> AirflowFailException:
 
 
 @contextlib.contextmanager
-def failing_without_retry(log: Logger | None = None) -> Iterator[None]:
+def failing_without_retry(log: Any = None) -> Iterator[None]:
     """Input, policy or store state the core refuses (any ``PoisonguardError``: a missing store,
     a corrupt or changed file, a bad policy, a refused promotion) fails the task without
     retries: retrying cannot fix it. Other errors (a lost worker, a full disk) fail the task

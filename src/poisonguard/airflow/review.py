@@ -80,7 +80,7 @@ class RequestReviewOperator(TriggerDagRunOperator):
     template_fields: Sequence[str] = (*TriggerDagRunOperator.template_fields, "plan", "verdict")
     # Not TriggerDagRunOperator's link: it reads XCom "trigger_run_id" after every run, and the
     # API logs an error for each run that triggered nothing (every promoted batch).
-    operator_extra_links = (ReviewRunLink(),)
+    operator_extra_links = [ReviewRunLink()]  # noqa: RUF012 (the base class's type)
 
     def __init__(self, *, plan: Mapping[str, Any] | Any, verdict: Mapping[str, Any] | Any, **kwargs: Any) -> None:
         super().__init__(logical_date=None, skip_when_already_exists=True, retries=0, **kwargs)
@@ -218,7 +218,6 @@ def review_dag(dag_id: str = REVIEW_DAG_ID, *, tags: Sequence[str] = ("poisongua
 
     from airflow.sdk import DAG
 
-    name = {"type": "string", "pattern": NAME_PATTERN}
     with DAG(
         dag_id=dag_id,
         schedule=None,
@@ -228,9 +227,9 @@ def review_dag(dag_id: str = REVIEW_DAG_ID, *, tags: Sequence[str] = ("poisongua
         tags=list(tags),
         doc_md=inspect.cleandoc(review_dag.__doc__ or ""),
         params={
-            "dataset": Param(description="The dataset of the blocked batch.", **name),
+            "dataset": Param(description="The dataset of the blocked batch.", type="string", pattern=NAME_PATTERN),
             "batch": Param(description="The batch name (the ingest DAG uses the logical date, YYYY-MM-DD).",
-                           **name),
+                           type="string", pattern=NAME_PATTERN),
             "store_root": Param(None, type=["null", "string"], minLength=1,
                                 description="Store root (default: $POISONGUARD_STORE, else "
                                             "$AIRFLOW_HOME/poisonguard/store)."),
