@@ -12,7 +12,7 @@ backfill promotes in date order.
 - **promote**: ``gate.promote`` succeeds and emits an event on the Asset ``poisonguard/synthetic``
   (schedule training on ``promoted_asset("synthetic")``).
 - **block**: the tasks of the checks that fired fail, ``gate.promote`` fails naming the reasons
-  (no retries), the run fails; verdict.json, quarantine.parquet and report.html are in the
+  (no gate task retries), the run fails; verdict.json, quarantine.parquet and report.html are in the
   store's run folder for the date, and a ``poisonguard_review`` run asks a person to approve
   or reject the batch.
 - **nothing landed** for the date: the run is skipped (every task skipped).
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param
 
-from poisonguard.airflow import poisoning_gate
+from poisonguard.airflow import REVIEW_DAG_ID, poisoning_gate
 from poisonguard.airflow.params import POLICY_OVERRIDES
 
 DATASET = "synthetic"
@@ -45,7 +45,6 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=6),
-    default_args={"retries": 1, "retry_delay": timedelta(minutes=2)},
     tags=["poisonguard", "ingest", DATASET],
     doc_md=__doc__,
     params={
@@ -61,4 +60,5 @@ with DAG(
 ) as dag:
     poisoning_gate(dataset=DATASET, batch="{{ ds }}", policy="{{ params.policy or '' }}", policy_dir=POLICIES,
                    policy_overrides="{{ params.policy_overrides | tojson }}",
-                   store_root="{{ params.store_root or '' }}", landing_root="{{ params.landing_root or '' }}")
+                   store_root="{{ params.store_root or '' }}", landing_root="{{ params.landing_root or '' }}",
+                   review_dag_id=REVIEW_DAG_ID)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from airflow.sdk import DAG, Param
 
-from poisonguard.airflow import poisoning_gate
+from poisonguard.airflow import REVIEW_DAG_ID, poisoning_gate
 from poisonguard.airflow.locations import NAME_PATTERN
 from poisonguard.airflow.params import POLICY_OVERRIDES
 
@@ -35,7 +35,6 @@ with DAG(
     start_date=datetime(2025, 1, 1, tzinfo=UTC),
     catchup=False,
     dagrun_timeout=timedelta(hours=6),
-    default_args={"retries": 1, "retry_delay": timedelta(minutes=2)},
     tags=["poisonguard", "manual"],
     doc_md=__doc__,
     params={
@@ -61,4 +60,5 @@ with DAG(
         policy_dir=POLICIES,
         policy_overrides="{{ params.policy_overrides | tojson }}",
         store_root="{{ params.store_root or '' }}",
+        review_dag_id=REVIEW_DAG_ID,
     )

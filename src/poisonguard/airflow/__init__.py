@@ -1,5 +1,6 @@
 """The Airflow 3 layer of poisonguard: operators over the gate's stages, the ``poisoning_gate``
-task-group factory, human review of blocked batches, and the provider/plugin registration.
+task-group factory, human review of blocked batches (the ``review_dag`` factory), and the
+provider/plugin registration.
 
 It stays thin: every task calls the Airflow-free core and maps the outcome to a task state.
 Names are resolved lazily, so ``poisonguard.airflow.provider`` (read by Airflow's providers
@@ -21,10 +22,12 @@ _EXPORTS = {
     "CheckOperator": "poisonguard.airflow.operators",
     "FinishOperator": "poisonguard.airflow.operators",
     "PromoteOperator": "poisonguard.airflow.operators",
+    "ReportLink": "poisonguard.airflow.operators",
     "RequestReviewOperator": "poisonguard.airflow.review",
     "ReviewBatchOperator": "poisonguard.airflow.review",
     "PromoteReviewedOperator": "poisonguard.airflow.review",
     "REVIEW_DAG_ID": "poisonguard.airflow.review",
+    "review_dag": "poisonguard.airflow.review",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -13,6 +13,12 @@ Task states, by design:
   promotes (emitting the dataset's Asset event) only on promote; a batch promoted before is
   skipped (no second event).
 
+A task that fails on purpose logs its reason as one ``ERROR`` line of its own (before Airflow's
+traceback) and raises with that line as the first line of its error.
+
+``FinishOperator`` and ``PromoteOperator`` carry the extra link "poisonguard report": the
+batch's report.html as the api-server plugin serves it (:mod:`poisonguard.airflow.plugin`).
+
 Heavy imports (the core, pandas, scikit-learn) happen inside ``execute``, never at import.
 """
 
@@ -23,13 +29,15 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, AssetAlias, BaseOperator
+from airflow.sdk import Asset, AssetAlias, BaseOperator, BaseOperatorLink
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from poisonguard.airflow import runs
+from poisonguard.airflow.locations import report_url
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from airflow.sdk.types import TaskInstanceKey
 
 PLAN_KEY = "plan"
 # DAGs whose dataset is a Param emit their promotions through this alias (the Asset is only
@@ -96,17 +104,54 @@ def skip_if_already(promotion: Mapping[str, Any]) -> None:
                                    f"{promotion['record']['seq']}); nothing new, no Asset event.")
 
 
+def fail(log: Any, message: str) -> AirflowFailException:
+    """Log the first line of ``message`` as an error of its own, so the reason stands above
+    Airflow's traceback in the task log, and return the failure to raise (no retries)."""
+    log.error("%s", message.splitlines()[0] if message else message)
+    return AirflowFailException(message)
+
+
 @contextlib.contextmanager
-def failing_without_retry() -> Iterator[None]:
+def failing_without_retry(log: Any = None) -> Iterator[None]:
     """Input, policy or store state the core refuses (any ``PoisonguardError``: a missing store,
     a corrupt or changed file, a bad policy, a refused promotion) fails the task without
-    retries: retrying cannot fix it. Other errors (a lost worker, a full disk) retry as usual."""
+    retries: retrying cannot fix it. Other errors (a lost worker, a full disk) fail the task
+    too, and retry only if the task has retries (the gate's tasks have none unless
+    ``poisoning_gate(retries=...)`` gives the infrastructure tasks some)."""
     from poisonguard.errors import PoisonguardError
 
     try:
         yield
     except PoisonguardError as e:
-        raise AirflowFailException(f"{type(e).__name__}: {e}") from None
+        message = f"{type(e).__name__}: {e}"
+        raise (fail(log, message) if log is not None else AirflowFailException(message)) from None
+
+
+def ui_url(path: str) -> str:
+    """``path`` (relative to the Airflow UI's root) as a URL on the api-server: ``[api] base_url``
+    when set, else a path on the host the UI is served from."""
+    from urllib.parse import urljoin
+
+    from airflow.sdk.configuration import conf
+
+    base = conf.get("api", "base_url", fallback=None) or "/"
+    return urljoin(base.rstrip("/") + "/", path.lstrip("/"))
+
+
+class ReportLink(BaseOperatorLink):
+    """"poisonguard report": the batch's report.html in the Airflow UI (the plugin's route).
+
+    Computed by the worker when the task ends (Airflow stores it as an XCom; the api-server
+    shows it as a button on the task), from the task's rendered plan; empty when the task
+    never got a plan."""
+
+    name = "poisonguard report"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        plan = getattr(operator, "plan", None)
+        if not isinstance(plan, Mapping) or not plan.get("dataset") or not plan.get("batch"):
+            return ""
+        return ui_url(report_url(plan["dataset"], plan["batch"]))
 
 
 class PrepareBatchOperator(BaseOperator):
@@ -135,7 +180,7 @@ class PrepareBatchOperator(BaseOperator):
         if isinstance(overrides, str):  # a template renders to text: '{{ params.policy_overrides | tojson }}'
             overrides = json.loads(overrides) if overrides.strip() else None
         try:
-            with failing_without_retry():
+            with failing_without_retry(self.log):
                 plan, parts = runs.prepare_batch(
                     dataset=self.dataset, batch=self.batch, key=self.key or None, store_root=self.store_root or None,
                     landing_root=self.landing_root or None, incoming=self.incoming or None,
@@ -184,7 +229,7 @@ class FitCheckOperator(_OneCheckOperator):
         from poisonguard.engine import stages
 
         self.skip_unless_enabled()
-        with failing_without_retry():
+        with failing_without_retry(self.log):
             info = stages.fit(self.plan["work_dir"], self.check, signing_key=signing_key())
         if info["error"]:
             self.log.warning("fitting %s failed: %s (the check will block the batch)", self.check, info["error"])
@@ -205,7 +250,7 @@ class ScorePartOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from poisonguard.engine import stages
 
-        with failing_without_retry():
+        with failing_without_retry(self.log):
             info = stages.score_part(self.work_dir, int(self.part))
         for check, error in info["errors"].items():
             self.log.warning("%s failed on part %s: %s (the check will block the batch)", check, self.part, error)
@@ -223,15 +268,15 @@ class CheckOperator(_OneCheckOperator):
         from poisonguard.engine import stages
 
         self.skip_unless_enabled()
-        with failing_without_retry():
+        with failing_without_retry(self.log):
             summary = stages.summarize(self.plan["work_dir"], self.check, out_dir=self.plan["out_dir"],
-                                         signing_key=signing_key())
+                                       signing_key=signing_key())
         self.log.info("%s: %s, %s row(s) flagged, findings %s", self.check, summary["status"],
                       summary["flagged_rows"], summary["findings"])
         if summary["blocks"]:
             why = summary["error"] and f"the check could not run ({summary['error']})"
             why = why or "; ".join(f"{r['code']}: {r['message']}" for r in summary["reasons"])
-            raise AirflowFailException(f"{self.check} blocks the batch: {why}")
+            raise fail(self.log, f"{self.check} blocks the batch: {why}")
         return summary
 
 
@@ -241,9 +286,10 @@ class FinishOperator(_PlanOperator):
     decision; its XCom is the verdict in a few fields."""
 
     ui_color = "#e6f4ea"
+    operator_extra_links = (ReportLink(),)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        with failing_without_retry():
+        with failing_without_retry(self.log):
             verdict = runs.finish_batch(self.plan, actor_of(context), signing_key())
         self.log.info("decision: %s; report: %s", verdict["decision"], verdict["report"])
         return verdict
@@ -257,6 +303,7 @@ class PromoteOperator(_PlanOperator):
 
     template_fields: Sequence[str] = ("plan", "verdict")
     ui_color = "#ceead6"
+    operator_extra_links = (ReportLink(),)
 
     def __init__(self, *, verdict: Mapping[str, Any] | Any, outlet: Asset | AssetAlias, **kwargs: Any) -> None:
         super().__init__(outlets=[outlet], **kwargs)
@@ -264,8 +311,8 @@ class PromoteOperator(_PlanOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         if self.verdict["decision"] != "promote":
-            raise AirflowFailException(runs.block_message(self.verdict))
-        with failing_without_retry():
+            raise fail(self.log, runs.block_message(self.verdict))
+        with failing_without_retry(self.log):
             promotion = runs.promote_batch(self.plan, actor_of(context), signing_key())
         skip_if_already(promotion)
         emit_promotion(context, self.outlet, self.plan["dataset"],

@@ -7,6 +7,11 @@ in the Airflow UI ("Required actions") and waits for a person to approve or reje
 reason. The decision, the reviewer (the Airflow user who answered) and the reason are recorded
 in the dataset's ledger next to the batch's gate record; :class:`PromoteReviewedOperator`
 then promotes the batch only if it was approved (and emits the dataset's Asset event).
+
+Review is opt-in: ``poisoning_gate(review_dag_id=REVIEW_DAG_ID)`` asks for it, and the review
+DAG ships with the package (:func:`review_dag`), so a dags folder needs one two-line file for it.
+When the review DAG does not exist, the request logs one warning saying how to add it and is
+skipped; the gate's ``promote`` has already failed with the reason either way.
 """
 
 from __future__ import annotations
@@ -17,22 +22,26 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import Asset, AssetAlias, BaseOperator, Param
+from airflow.sdk import Asset, AssetAlias, BaseOperator, BaseOperatorLink, Param
 from airflow.sdk.definitions.param import ParamsDict
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowRuntimeError, AirflowSkipException
 
 from poisonguard.airflow import runs
-from poisonguard.airflow.locations import report_url
+from poisonguard.airflow.locations import NAME_PATTERN, report_url
 from poisonguard.airflow.operators import (
+    PROMOTED_ALIAS,
     actor_of,
     emit_promotion,
+    fail,
     failing_without_retry,
     signing_key,
     skip_if_already,
+    ui_url,
 )
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import DAG, Context
+    from airflow.sdk.types import TaskInstanceKey
 
 REVIEW_DAG_ID = "poisonguard_review"
 APPROVE, REJECT = "Approve", "Reject"
@@ -42,27 +51,70 @@ def review_run_id(dataset: str, batch: str) -> str:
     return f"review__{dataset}__{batch}"
 
 
+class ReviewRunLink(BaseOperatorLink):
+    """"poisonguard review" on ``request_review``: the review run it asked for (empty when none was)."""
+
+    name = "poisonguard review"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        run_id = getattr(operator, "requested_run_id", None)
+        return ui_url(f"dags/{operator.trigger_dag_id}/runs/{run_id}") if run_id else ""  # type: ignore[attr-defined]
+
+
+def _missing_review_dag(dag_id: str) -> str:
+    return (f"no review requested: the review DAG {dag_id!r} does not exist in this Airflow. Add it with a file "
+            f"in your dags folder holding `from poisonguard.airflow import review_dag` and "
+            f"`dag = review_dag(dag_id={dag_id!r})`, or pass review_dag_id=None to poisoning_gate.")
+
+
 class RequestReviewOperator(TriggerDagRunOperator):
-    """On a blocked verdict, trigger the review DAG for the batch; skipped on promote.
+    """On a blocked verdict, trigger the review DAG for the batch; on promote, succeed doing
+    nothing (not skipped: a task after the gate's group, which has this task as a leaf too,
+    must still run on a promoted batch).
 
     The review run's id is fixed per batch, so a re-run of a blocked date finds the request
-    already made and is skipped instead of asking twice."""
+    already made and is skipped instead of asking twice. When the review DAG does not exist,
+    the task logs one warning (what is missing and how to add it) and is skipped: the batch
+    stays blocked (``promote`` fails on its own), nobody is asked."""
 
     template_fields: Sequence[str] = (*TriggerDagRunOperator.template_fields, "plan", "verdict")
+    # Not TriggerDagRunOperator's link: it reads XCom "trigger_run_id" after every run, and the
+    # API logs an error for each run that triggered nothing (every promoted batch).
+    operator_extra_links = [ReviewRunLink()]  # noqa: RUF012 (the base class's type)
 
     def __init__(self, *, plan: Mapping[str, Any] | Any, verdict: Mapping[str, Any] | Any, **kwargs: Any) -> None:
         super().__init__(logical_date=None, skip_when_already_exists=True, retries=0, **kwargs)
         self.plan, self.verdict = plan, verdict
+        self.requested_run_id: str | None = None
 
     def execute(self, context: Context) -> None:
         if self.verdict["decision"] == "promote":
-            raise AirflowSkipException("the batch was promoted; nothing to review.")
+            self.log.info("the batch was promoted; nothing to review.")
+            return
+        if not self._review_dag_exists(context):
+            self.log.warning(_missing_review_dag(self.trigger_dag_id))
+            raise AirflowSkipException(f"no review DAG {self.trigger_dag_id!r}")
         self.conf = {"dataset": self.plan["dataset"], "batch": self.plan["batch"],
                      "store_root": self.plan["store_root"]}
-        self.trigger_run_id = review_run_id(self.plan["dataset"], self.plan["batch"])
+        self.trigger_run_id = self.requested_run_id = review_run_id(self.plan["dataset"], self.plan["batch"])
         self.log.info("asking for a review of %s batch %s in DAG %s", self.plan["dataset"], self.plan["batch"],
                       self.trigger_dag_id)
         super().execute(context)
+
+    def _review_dag_exists(self, context: Context) -> bool:
+        from airflow.sdk.api.client import ServerResponseError
+
+        try:
+            context["ti"].get_dag(self.trigger_dag_id)
+        except AirflowRuntimeError as e:  # a worker: the supervisor relays the API's answer
+            if (e.error.detail or {}).get("status_code") == 404:
+                return False
+            raise
+        except ServerResponseError as e:  # dag.test(): the task calls the API in process
+            if e.response.status_code == 404:
+                return False
+            raise
+        return True
 
 
 def review_body(verdict: Mapping[str, Any]) -> str:
@@ -100,7 +152,7 @@ class ReviewBatchOperator(HITLOperator):
         self.dataset, self.batch, self.store_root = dataset, batch, store_root
 
     def execute(self, context: Context) -> Any:
-        with failing_without_retry():
+        with failing_without_retry(self.log):
             state = runs.review_state(self.store_root or None, self.dataset, self.batch, signing_key())
         if state["review"] is not None:
             self.log.info("already reviewed: %s", state["review"])
@@ -116,9 +168,9 @@ class ReviewBatchOperator(HITLOperator):
         user = answer["responded_by_user"] or {}
         reason = str(answer["params_input"].get("reason") or "").strip()
         if not reason:
-            raise AirflowFailException("the answer gave no reason, so it was not recorded; a review needs one. "
-                                       "Clear this task to be asked again.")
-        with failing_without_retry():
+            raise fail(self.log, "the answer gave no reason, so it was not recorded; a review needs one. "
+                                 "Clear this task to be asked again.")
+        with failing_without_retry(self.log):
             return runs.record_review(self.store_root or None, self.dataset, self.batch,
                                       approved=answer["chosen_options"] == [APPROVE],
                                       reviewer=str(user.get("name") or user.get("id") or "unknown"),
@@ -141,9 +193,51 @@ class PromoteReviewedOperator(BaseOperator):
         if not self.review["approved"]:
             raise AirflowSkipException(f"{self.dataset} batch {self.batch} was rejected by "
                                        f"{self.review['reviewer']}: {self.review['reason']}")
-        with failing_without_retry():
+        with failing_without_retry(self.log):
             promotion = runs.promote_reviewed(self.store_root or None, self.dataset, self.batch, actor_of(context),
                                               signing_key())
         skip_if_already(promotion)
         emit_promotion(context, self.outlet, self.dataset, {"batch": self.batch, "reviewed_by": self.review["reviewer"]})
         return promotion
+
+
+def review_dag(dag_id: str = REVIEW_DAG_ID, *, tags: Sequence[str] = ("poisonguard", "review")) -> DAG:
+    """The review DAG that ``poisoning_gate(review_dag_id=dag_id)`` asks: one run per blocked batch
+    (run id ``review__<dataset>__<batch>``; or trigger it by hand with the ``dataset`` and ``batch``
+    Params). ``review`` waits in the UI (Browse → Required Actions) for a person to approve or
+    reject with a reason; ``promote`` then promotes an approved batch and emits the dataset's
+    Asset event (through :data:`PROMOTED_ALIAS`). Created unpaused, so requests reach people
+    without anyone unpausing it. Put it in a dags folder with::
+
+        from poisonguard.airflow import review_dag
+
+        dag = review_dag()
+    """
+    import inspect
+    from datetime import UTC, datetime
+
+    from airflow.sdk import DAG
+
+    with DAG(
+        dag_id=dag_id,
+        schedule=None,
+        start_date=datetime(2025, 1, 1, tzinfo=UTC),
+        catchup=False,
+        is_paused_upon_creation=False,  # review requests must reach a person without anyone unpausing
+        tags=list(tags),
+        doc_md=inspect.cleandoc(review_dag.__doc__ or ""),
+        params={
+            "dataset": Param(description="The dataset of the blocked batch.", type="string", pattern=NAME_PATTERN),
+            "batch": Param(description="The batch name (the ingest DAG uses the logical date, YYYY-MM-DD).",
+                           type="string", pattern=NAME_PATTERN),
+            "store_root": Param(None, type=["null", "string"], minLength=1,
+                                description="Store root (default: $POISONGUARD_STORE, else "
+                                            "$AIRFLOW_HOME/poisonguard/store)."),
+        },
+    ) as dag:
+        review = ReviewBatchOperator(task_id="review", dataset="{{ params.dataset }}", batch="{{ params.batch }}",
+                                     store_root="{{ params.store_root or '' }}")
+        PromoteReviewedOperator(task_id="promote", dataset="{{ params.dataset }}", batch="{{ params.batch }}",
+                                store_root="{{ params.store_root or '' }}", review=review.output,
+                                outlet=PROMOTED_ALIAS)
+    return dag

@@ -115,11 +115,13 @@ def finish_batch(plan: Mapping[str, Any], actor: Any, signing_key: Any = None) -
 
 
 def block_message(verdict: Mapping[str, Any]) -> str:
-    """One message that says the batch is blocked, why, and where to look."""
+    """Says the batch is blocked and why on its first line (the line a task log or an alert
+    shows), then how many rows look poisoned and where the report and the quarantine are."""
     reasons = "; ".join(f"{r['check']}/{r['code']}: {r['message']}" for r in verdict["reasons"]) or "(no reason given)"
-    return (f"{verdict['dataset']} batch {verdict['batch']} blocked by poisonguard: {reasons}. "
+    return (f"{verdict['dataset']} batch {verdict['batch']} blocked by poisonguard: {reasons}\n"
             f"{verdict['quarantined_rows']} of {verdict['rows']} rows look poisoned. "
-            f"Report: {verdict['report']}; quarantine: {verdict['quarantine']}.")
+            f"Report: {verdict['report']} (in the Airflow UI: "
+            f"{locations.report_url(verdict['dataset'], verdict['batch'])}); quarantine: {verdict['quarantine']}.")
 
 
 def promote_batch(plan: Mapping[str, Any], actor: Any, signing_key: Any = None) -> dict[str, Any]:

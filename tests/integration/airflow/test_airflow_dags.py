@@ -102,7 +102,7 @@ def test_the_ingest_dag_runs_one_task_per_check_and_ends_in_promote(airflow_pars
 
     result = _result(airflow_parse_home.python(_LAYOUT, str(DAGS / "poisonguard_ingest.py")))
     tasks = result["tasks"]
-    assert result["leaves"] == ["gate.promote"]
+    assert result["leaves"] == ["gate.promote", "gate.request_review"]
     # daily, and the run for day D starts once D is over (when its batch has landed)
     assert result["schedule"] == ["CronDataIntervalTimetable", "0 0 * * *"] and result["max_active_runs"] == 1
     for check in CHECKS:
@@ -114,7 +114,10 @@ def test_the_ingest_dag_runs_one_task_per_check_and_ends_in_promote(airflow_pars
     assert tasks["gate.checks.rows_done"]["rule"] == tasks["gate.checks.done"]["rule"] == "all_done"
     assert tasks["gate.finish"]["rule"] == "all_success"
     assert tasks["gate.promote"]["outlets"] == ["poisonguard/synthetic"]
-    assert tasks["gate.request_review"]["down"] == ["gate.promote"]
+    # promote decides on finish's verdict alone; the review request is its sibling, never its upstream
+    assert tasks["gate.finish"]["down"] == ["gate.promote", "gate.request_review"]
+    assert tasks["gate.request_review"]["down"] == [] and tasks["gate.promote"]["rule"] == "all_success"
+    assert {t: v["retries"] for t, v in tasks.items() if v["retries"]} == {}  # no task of the gate retries
 
 
 # What the scheduler side does with a trigger's conf before it creates the run.
@@ -188,3 +191,25 @@ def test_dag_params_accept_the_names_the_store_accepts(name):
     except UsageError:
         accepted = False
     assert (re.match(NAME_PATTERN, name) is not None) == accepted
+
+
+def test_the_gates_retries_are_its_own_whatever_the_dags_default_args_say():
+    from datetime import UTC, datetime
+
+    from airflow.sdk import DAG
+
+    from poisonguard.airflow import poisoning_gate
+
+    decide = {"gate.checks." + c for c in ("provenance", "schema", "outliers", "label_flips", "backdoor", "baseline",
+                                            "drift", "cumulative", "rows_done", "done")} | {"gate.promote"}
+    with DAG("retries_default", default_args={"retries": 3}, start_date=datetime(2025, 1, 1, tzinfo=UTC)) as dag:
+        poisoning_gate(dataset="credit")
+    assert {t.task_id: t.retries for t in dag.tasks if t.retries} == {}
+    with DAG("retries_given", default_args={"retries": 3}, start_date=datetime(2025, 1, 1, tzinfo=UTC)) as dag:
+        poisoning_gate(dataset="credit", retries=2, review_dag_id="poisonguard_review")
+    retries = {t.task_id: t.retries for t in dag.tasks}
+    assert {t for t, r in retries.items() if r == 2} == {"gate.prepare", "gate.score_parts", "gate.finish"} | {
+        f"gate.fit.{c}" for c in ("provenance", "schema", "outliers", "label_flips")}
+    assert {t for t, r in retries.items() if r == 0} == decide | {"gate.request_review"}
+    with pytest.raises(ValueError, match="retries must be"):
+        poisoning_gate(dataset="credit", retries=-1)

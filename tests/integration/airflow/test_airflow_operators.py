@@ -28,6 +28,7 @@ from poisonguard.airflow.operators import (
     FitCheckOperator,
     PrepareBatchOperator,
     PromoteOperator,
+    ReportLink,
     ScorePartOperator,
     promoted_asset,
 )
@@ -102,9 +103,15 @@ def test_a_poisoned_batch_fails_the_task_of_the_check_that_fired_and_promote_nam
 
     verdict = runs.finish_batch(plan, Actor("airflow", task_id="gate.finish"))
     assert verdict["decision"] == "block"
-    with pytest.raises(AirflowFailException, match="toy batch 2025-01-02 blocked by poisonguard: label_flips/"):
+    with pytest.raises(AirflowFailException) as refused:
         PromoteOperator(task_id="promote", plan=plan, verdict=verdict, outlet=promoted_asset("toy")).execute(
             _context())
+    first, *rest = str(refused.value).splitlines()
+    assert first.startswith("toy batch 2025-01-02 blocked by poisonguard: label_flips/flip_fraction_exceeded: ")
+    assert "Report: " in rest[0] and "/poisonguard/reports/toy/2025-01-02" in rest[0]
+    link = ReportLink().get_link(PromoteOperator(task_id="promote", plan=plan, verdict=verdict,
+                                                 outlet=promoted_asset("toy")), ti_key=None)
+    assert link.endswith("/poisonguard/reports/toy/2025-01-02")
     assert store.promoted() == []
     assert "**Why**" in review_body(verdict) and "flip_fraction_exceeded" in review_body(verdict)
 
@@ -116,9 +123,9 @@ def test_a_clean_batch_is_promoted_with_an_asset_event_and_needs_no_review(tmp_p
     verdict = runs.finish_batch(plan, Actor("airflow", task_id="gate.finish"))
     assert verdict["decision"] == "promote"
 
-    with pytest.raises(AirflowSkipException):
-        RequestReviewOperator(task_id="request_review", plan=plan, verdict=verdict,
-                              trigger_dag_id="poisonguard_review").execute(_context())
+    # Nothing to ask, and no skip: a task after the gate (which has request_review as a leaf) still runs.
+    assert RequestReviewOperator(task_id="request_review", plan=plan, verdict=verdict,
+                                 trigger_dag_id="poisonguard_review").execute(_context()) is None
     context = _context()
     promotion = PromoteOperator(task_id="promote", plan=plan, verdict=verdict,
                                 outlet=promoted_asset("toy")).execute(context)

@@ -66,6 +66,11 @@ def test_a_backfill_promotes_the_clean_dates_blocks_the_poisoned_one_and_a_revie
         report = af.get_text(f"/poisonguard/reports/synthetic/{BLOCKED}")
         assert report.lstrip().lower().startswith("<!doctype html") and "label_flips" in report
         assert af.status_without_login(f"/poisonguard/reports/synthetic/{BLOCKED}") in (401, 403)
+        index = af.get_text("/poisonguard/")  # the plugin's page in the UI's navigation
+        assert f'href="/poisonguard/reports/synthetic/{BLOCKED}"' in index and '<td class="block">' in index
+        links = af.request("GET", f"/api/v2/dags/poisonguard_ingest/dagRuns/{runs[BLOCKED]['dag_run_id']}/"
+                                  "taskInstances/gate.promote/links")["extra_links"]
+        assert links["poisonguard report"].endswith(f"/poisonguard/reports/synthetic/{BLOCKED}")
 
         # The blocked batch waits for a person in its review run; approve it with a reason.
         review_run = f"review__synthetic__{BLOCKED}"
