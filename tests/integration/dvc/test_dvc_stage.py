@@ -12,20 +12,7 @@ from pathlib import Path
 import pytest
 
 from poisonguard.cli import main
-from poisonguard.dvc.metrics import verdict_metrics
 from support.dvc import CREDIT, FAST_POLICY
-
-
-def test_metrics_are_the_verdicts_numbers_flat():
-    verdict = {"decision": "block", "reasons": [{"check": "x", "code": "c", "message": "m"}],
-               "quarantined_rows": [1, 5], "rows": {"incoming": 10},
-               "checks": {"outliers": {"status": "fail", "flagged_rows": 2,
-                                       "metrics": {"p_value": 0.01, "natural": True, "model": "iforest",
-                                                   "quantiles": {"p50": 0.5}, "pairs": [1, 2]}}}}
-    assert verdict_metrics(verdict) == {
-        "promoted": 0, "reasons": 1, "quarantined_rows": 2, "rows": 10, "quarantined_fraction": 0.2,
-        "checks.outliers.failed": 1, "checks.outliers.flagged_rows": 2, "checks.outliers.natural": 1,
-        "checks.outliers.p_value": 0.01, "checks.outliers.quantiles.p50": 0.5}
 
 
 def dvc(project: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
