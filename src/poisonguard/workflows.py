@@ -16,6 +16,7 @@ from poisonguard.engine.gate import run_gate
 from poisonguard.engine.inputs import GateInputs
 from poisonguard.engine.policy import Policy
 from poisonguard.io.outputs import POSITION, REASONS, SCORE_PREFIX
+from poisonguard.io.reading import DETECT, CsvFormat
 from poisonguard.kernel.results import GateRun
 from poisonguard.store.dataset import DatasetStore, quarantine
 from poisonguard.store.records import Actor, Promotion, check_name
@@ -28,18 +29,19 @@ def default_key() -> str:
 
 
 def store_inputs(store: DatasetStore, incoming: str | Path, *, key: str, policy: Policy | str | Path | None = None,
-                 id_column: str | None = None) -> GateInputs:
+                 id_column: str | None = None, csv_format: CsvFormat = DETECT) -> GateInputs:
     """What a batch of ``store`` is gated against as of ``key``: the golden reference plus every
     batch promoted with a smaller key (so dates are independent and a re-run sees the same
     reference), the store's holdout, label and golden reference, and the store's fitted state."""
     return GateInputs(store.reference_path(before=key), incoming, store.label, holdout=store.holdout_path,
-                      golden=store.golden_path, policy=policy, id_column=id_column, state=store.state_dir)
+                      golden=store.golden_path, policy=policy, id_column=id_column, state=store.state_dir,
+                      csv_format=csv_format)
 
 
 def gate_batch(store: DatasetStore, incoming: str | Path, batch: str, *, actor: Actor,
                policy: Policy | str | Path | None = None, promote: bool = True, key: str | None = None,
                id_column: str | None = None, progress: Callable[[str], None] | None = None,
-               lock_timeout: float = 600.0) -> tuple[GateRun, Promotion | None]:
+               lock_timeout: float = 600.0, csv_format: CsvFormat = DETECT) -> tuple[GateRun, Promotion | None]:
     """Gate ``incoming`` as ``batch`` against the store's reference as of ``key`` (golden +
     batches promoted before it), record the run, and promote it when it passes and ``promote``.
 
@@ -47,7 +49,7 @@ def gate_batch(store: DatasetStore, incoming: str | Path, batch: str, *, actor: 
     check_name(batch, "batch")
     key = key or default_key()
     with store.lock(lock_timeout):
-        inputs = store_inputs(store, incoming, key=key, policy=policy, id_column=id_column)
+        inputs = store_inputs(store, incoming, key=key, policy=policy, id_column=id_column, csv_format=csv_format)
         run = run_gate(inputs, out_dir=store.run_dir(batch), progress=progress, signing_key=store.key)
         store.record_gate(store.run_dir(batch), batch, actor, key=key)
         promotion = None

@@ -20,6 +20,7 @@ from poisonguard.kernel.spec import CheckSpec
 
 NAME = "backdoor"
 PHASE = "rows"
+HEADLINE = "flagged_fraction"  # share of rows carrying a suspected trigger
 CODES: dict[str, Severity] = {
     "backdoor_trigger": Severity.QUARANTINE,
     "backdoor_pattern": Severity.BLOCK,

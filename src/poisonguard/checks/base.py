@@ -7,6 +7,9 @@ default), ``codes`` (each finding code it can emit, with its default severity), 
 (``"rows"``: scores rows; ``"batch"``: judges the batch after the row checks, with
 ``ctx.suspect_rows`` set), a one-line ``doc``, and
 ``run(frame, spec, *, ctx) -> CheckResult``, which reports everything it found and never decides.
+Optionally a ``headline``: the key of the one top-level number in its result's ``metrics`` that
+a person compares across batches (DVC's ``metrics.json`` shows it); without one, the share of
+the batch's rows the check flagged stands in.
 
 A row check that can score a batch in parts (mapped tasks, chunks of a large file) also has
 ``fit(spec, ctx) -> Fitted`` (trusted data only), ``score(frame, fitted, spec, ctx) -> PartScores``
@@ -14,7 +17,8 @@ A row check that can score a batch in parts (mapped tasks, chunks of a large fil
 CheckResult``; its ``run`` is their composition, so both paths give the same result.
 
 The simplest way to write one is a module with ``NAME``, ``Spec``, ``CODES``, ``PHASE`` and
-``run`` (or ``fit``/``score``/``summarize``): :meth:`CheckDef.of` turns it into a check.
+``run`` (or ``fit``/``score``/``summarize``), and optionally ``HEADLINE``: :meth:`CheckDef.of`
+turns it into a check.
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ class CheckDef:
     fit: FitFn | None = None
     score: ScoreFn | None = None
     summarize: SummarizeFn | None = None
+    headline: str | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -93,6 +98,8 @@ class CheckDef:
             problems.append("a check that scores in parts needs all of fit, score and summarize")
         if not callable(self.run):
             problems.append("run must be callable")
+        if self.headline is not None and not (isinstance(self.headline, str) and self.headline):
+            problems.append(f"headline must be the name of a metric or None. Got {self.headline!r}")
         if problems:
             raise TypeError(f"check {self.name!r} is not a valid check: " + "; ".join(problems) + ".")
 
@@ -105,10 +112,11 @@ class CheckDef:
     def of(cls, module: ModuleType) -> CheckDef:
         """The check a module of the documented shape defines."""
         doc = ((module.__doc__ or "").strip().splitlines() or [module.NAME])[0]
+        headline = getattr(module, "HEADLINE", None)
         if hasattr(module, "fit"):
             return cls(module.NAME, module.Spec, module.CODES, module.PHASE, _composed(module), doc,
-                       module.fit, module.score, module.summarize)
-        return cls(module.NAME, module.Spec, module.CODES, module.PHASE, module.run, doc)
+                       module.fit, module.score, module.summarize, headline)
+        return cls(module.NAME, module.Spec, module.CODES, module.PHASE, module.run, doc, headline=headline)
 
 
 def score_in_chunks(score: ScoreFn, frame: pd.DataFrame, fitted: Fitted, spec: Any, ctx: GateContext,

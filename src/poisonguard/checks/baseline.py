@@ -32,6 +32,7 @@ from poisonguard.kernel.stats import p_text, rate_excess_p_value
 
 NAME = "baseline"
 PHASE = "batch"
+HEADLINE = "accuracy_drop"  # holdout accuracy lost when the clean rows are added (negative: gained)
 CODES: dict[str, Severity] = {
     "accuracy_drop": Severity.BLOCK,
     "class_recall_drop": Severity.BLOCK,

@@ -25,6 +25,7 @@ from poisonguard.kernel.stats import p_text
 
 NAME = "cumulative"
 PHASE = "batch"
+HEADLINE = "label_shift"  # label distribution's distance from the golden reference (total variation)
 CODES: dict[str, Severity] = {
     "cumulative_label_shift": Severity.BLOCK,
     "cumulative_column_drift": Severity.WARN,

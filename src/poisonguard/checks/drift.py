@@ -27,6 +27,7 @@ from poisonguard.kernel.spec import CheckSpec
 
 NAME = "drift"
 PHASE = "batch"
+HEADLINE = "drifted_column_fraction"  # share of feature columns that drifted
 CODES: dict[str, Severity] = {
     "column_drift": Severity.WARN,
     "drifted_column_fraction_exceeded": Severity.BLOCK,

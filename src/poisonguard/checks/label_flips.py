@@ -47,6 +47,7 @@ from poisonguard.kernel.stats import mean_excess_p_value, p_text, rate_exceeds, 
 
 NAME = "label_flips"
 PHASE = "rows"
+HEADLINE = "changed_label_estimate"  # estimated share of changed labels
 CODES: dict[str, Severity] = {
     "label_flip": Severity.QUARANTINE,
     "flip_fraction_exceeded": Severity.BLOCK,

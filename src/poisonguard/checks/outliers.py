@@ -23,6 +23,7 @@ from poisonguard.kernel.stats import p_text, rate_exceeds
 
 NAME = "outliers"
 PHASE = "rows"
+HEADLINE = "flagged_fraction"  # share of rows flagged as outliers
 CODES: dict[str, Severity] = {
     "feature_outlier": Severity.QUARANTINE,
     "outlier_fraction_exceeded": Severity.BLOCK,

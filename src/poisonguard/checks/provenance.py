@@ -19,6 +19,7 @@ from poisonguard.kernel.stats import p_text, pseudo_batch_p_value, rate_exceeds
 
 NAME = "provenance"
 PHASE = "rows"
+HEADLINE = "repeated_fraction"  # share of the batch that repeats trusted or earlier rows
 CODES: dict[str, Severity] = {
     "duplicate_row": Severity.QUARANTINE,
     "replayed_row": Severity.QUARANTINE,

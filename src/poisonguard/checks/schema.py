@@ -27,6 +27,7 @@ from poisonguard.kernel.stats import p_text, rate_exceeds
 
 NAME = "schema"
 PHASE = "rows"
+HEADLINE = "failed_row_fraction"  # share of rows that break the schema
 CODES: dict[str, Severity] = {
     "out_of_range": Severity.QUARANTINE,
     "unexpected_category": Severity.QUARANTINE,

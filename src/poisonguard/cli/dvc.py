@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,11 +63,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     example = sub.add_parser("example", help="create an example DVC project with a gate stage",
                              description="Create a git + DVC project whose dvc.yaml gates --incoming against "
-                             "--reference before a train stage.")
+                             "--reference before a train stage. Without them: the credit data of the poisonguard "
+                             "source checkout (datasets/credit), with a batch whose labels were flipped.")
     example.add_argument("dir", metavar="DIR", help="a new or empty folder")
-    example.add_argument("--reference", required=True, metavar="FILE", help="trusted data (CSV or Parquet)")
-    example.add_argument("--incoming", required=True, metavar="FILE", help="the batch to gate")
-    example.add_argument("--label", required=True, metavar="COLUMN", help="the label column")
+    example.add_argument("--reference", metavar="FILE",
+                         help="trusted data, CSV or Parquet (default: datasets/credit/reference.parquet)")
+    example.add_argument("--incoming", metavar="FILE",
+                         help="the batch to gate (default: datasets/credit/incoming/flips_20.parquet)")
+    example.add_argument("--label", metavar="COLUMN",
+                         help="the label column (default: status; required with --reference)")
     example.add_argument("--policy", metavar="FILE", help="policy YAML to use (default: all defaults)")
     example.set_defaults(handler=_example)
 
@@ -105,6 +110,8 @@ def _stage(args: argparse.Namespace) -> int:
         raise UsageError("'poisonguard dvc stage' runs 'check': write 'poisonguard dvc stage check --reference ... "
                          "--out DIR'.")
     check = args.build_parser().parse_args(args.check_args)
+    if check.quiet:  # 'check -q': main() set the progress level from the outer arguments, which lack it
+        logging.getLogger("poisonguard").setLevel(logging.WARNING)
     code = int(check.handler(check))
     verdict = Path(check.out) / "verdict.json"
     print(f"DVC metrics in {write_metrics(verdict, Path(args.metrics) if args.metrics else None)}")

@@ -16,6 +16,7 @@ from poisonguard import __version__
 from poisonguard.cli import canary as canary_commands
 from poisonguard.cli import dvc as dvc_commands
 from poisonguard.cli import store as store_commands
+from poisonguard.cli.options import add_csv_options, csv_format
 from poisonguard.errors import EXIT_BLOCK, EXIT_INPUT, EXIT_PROMOTE, EXIT_USAGE, PoisonguardError, UsageError
 
 __all__ = ["EXIT_BLOCK", "EXIT_INPUT", "EXIT_PROMOTE", "EXIT_USAGE", "build_parser", "main"]
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--ledger", metavar="FILE", help="append this run's record to a tamper-evident ledger file")
     check.add_argument("--state", metavar="DIR", help="keep what is learned from trusted data here and reuse it: the "
                        "next batch against the same reference skips fitting (created if missing; shareable)")
+    add_csv_options(check)
     check.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     check.set_defaults(handler=_check)
     for module in _SUBCOMMANDS:
@@ -66,7 +68,7 @@ def _check(args: argparse.Namespace) -> int:
 
     key = signing_key()
     inputs = GateInputs(args.reference, args.incoming, args.label, holdout=args.holdout, golden=args.golden,
-                        policy=args.policy, id_column=args.id_column, state=args.state)
+                        policy=args.policy, id_column=args.id_column, state=args.state, csv_format=csv_format(args))
     run = run_gate(inputs, out_dir=args.out, signing_key=key)
     if args.ledger:
         from poisonguard.store.dataset import record_check

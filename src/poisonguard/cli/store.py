@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from poisonguard.cli.options import add_csv_options, csv_format
 from poisonguard.errors import LedgerTampered, UsageError
 
 EXIT_TAMPERED = LedgerTampered.exit_code
@@ -52,6 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     init.add_argument("--golden", required=True, metavar="PATH", help="the frozen, trusted golden reference")
     init.add_argument("--label", required=True, metavar="COLUMN", help="the label column")
     init.add_argument("--holdout", metavar="PATH", help="trusted rows no model trains on (optional)")
+    add_csv_options(init)
     init.add_argument("--max-reference-rows", type=int, default=200_000, metavar="N",
                       help="golden + newest promoted rows kept in the reference (default 200000)")
     init.add_argument("--unsigned", action="store_true",
@@ -74,6 +76,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gate.add_argument("--policy", metavar="FILE", help="the dataset's policy (default: checks/<dataset>.yml if "
                       "it exists, else the built-in defaults)")
     gate.add_argument("--no-promote", action="store_true", help="gate and record only")
+    add_csv_options(gate)
     gate.add_argument("--lock-timeout", type=float, default=600.0, metavar="SECONDS",
                       help="how long to wait for another run on this dataset (default 600)")
     gate.add_argument("-q", "--quiet", action="store_true")
@@ -144,7 +147,7 @@ def _store_init(args: argparse.Namespace) -> int:
 
     store = DatasetStore.create(store_root(args.store), args.dataset, golden=args.golden, label=args.label,
                                 holdout=args.holdout, key=signing_key(), unsigned=args.unsigned, actor=_actor(args),
-                                max_reference_rows=args.max_reference_rows)
+                                max_reference_rows=args.max_reference_rows, csv_format=csv_format(args))
     info = store.info
     if args.unsigned:
         print(f"poisonguard: warning: store '{args.dataset}' is unsigned: anyone who can write {store.path} can "
@@ -182,7 +185,7 @@ def _gate(args: argparse.Namespace) -> int:
     store = _store(args)
     run, promotion = gate_batch(store, args.incoming, args.batch, actor=_actor(args), policy=_default_policy(args),
                                 promote=not args.no_promote, key=args.key, lock_timeout=args.lock_timeout,
-                                progress=None if not args.quiet else (lambda _: None))
+                                progress=None if not args.quiet else (lambda _: None), csv_format=csv_format(args))
     v = run.verdict
     state = "PROMOTED" if promotion is not None else str(v.decision).upper()
     print(f"{state}: batch {args.batch}: {len(v.quarantined_rows)} of {v.n_rows} rows quarantined; outputs in "

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from poisonguard.engine.policy import Policy, load_policy
+from poisonguard.io.reading import DETECT, CsvFormat
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,9 @@ class GateInputs:
     ``golden``: the frozen golden reference the cumulative check measures everything since it
     against; ``policy``: a :class:`Policy`, a policy file, or ``None`` for the defaults;
     ``id_column``: a row id, carried along and never a feature; ``state``: a directory where what
-    is learned from trusted data only is kept and reused (see :mod:`poisonguard.kernel.state`)."""
+    is learned from trusted data only is kept and reused (see :mod:`poisonguard.kernel.state`);
+    ``csv_format``: how CSV inputs are split (default: detected per file; given, it applies to every
+    CSV input and is recorded in the verdict's provenance as ``csv``)."""
 
     reference: str | Path
     incoming: str | Path
@@ -29,6 +32,7 @@ class GateInputs:
     policy: Policy | str | Path | None = None
     id_column: str | None = None
     state: str | Path | None = None
+    csv_format: CsvFormat = DETECT
 
     def loaded_policy(self) -> Policy:
         """The policy, read and validated (raises :class:`~poisonguard.errors.PolicyError`)."""

@@ -39,6 +39,7 @@ from poisonguard.errors import InputError, UsageError
 from poisonguard.io import outputs
 from poisonguard.io.reading import (
     PARQUET_SUFFIXES,
+    CsvFormat,
     Part,
     check_columns,
     check_trusted,
@@ -79,18 +80,19 @@ def prepare(inputs: GateInputs, *, work_dir: str | Path) -> dict[str, Any]:
     reference, incoming, label, id_column = inputs.reference, inputs.incoming, inputs.label, inputs.id_column
     holdout, golden = inputs.holdout, inputs.golden
     started = time.time()
-    ref_t = read_table(reference, role="reference")
+    csv_format = inputs.csv_format
+    ref_t = read_table(reference, role="reference", csv_format=csv_format)
     check_trusted(ref_t.frame, label, id_column)
     columns = [str(c) for c in ref_t.frame.columns]
-    hold_t = read_table(holdout, role="holdout") if holdout is not None else None
+    hold_t = read_table(holdout, role="holdout", csv_format=csv_format) if holdout is not None else None
     if hold_t is not None:
         check_columns(list(hold_t.frame.columns), columns, "holdout", hold_t.files[0], label, id_column)
-    gold_t = read_table(golden, role="golden") if golden is not None else None
+    gold_t = read_table(golden, role="golden", csv_format=csv_format) if golden is not None else None
     if gold_t is not None:
         check_columns(list(gold_t.frame.columns), columns, "golden", gold_t.files[0], label, id_column)
         gold_t.frame[columns].to_parquet(work / "golden.parquet", index=False)
     state = StateDir(inputs.state) if inputs.state is not None else None  # a bad --state fails before any work
-    parts, incoming_files = _describe_incoming(Path(incoming), work, columns, label, id_column)
+    parts, incoming_files = _describe_incoming(Path(incoming), work, columns, label, id_column, csv_format)
     ctx = build_context(ref_t.frame, None if hold_t is None else hold_t.frame[columns], label, policy,
                         id_column=id_column)
     if len(ctx.reference) < 2:
@@ -105,9 +107,12 @@ def prepare(inputs: GateInputs, *, work_dir: str | Path) -> dict[str, Any]:
                "golden": hash_files(gold_t.files) if gold_t else None, "label": label, "id_column": id_column,
                "columns": columns, "seed": policy.seed,
                "holdout_fraction": None if hold_t else policy.holdout_fraction}
+    if csv_format.to_dict():  # the same bytes split another way are other data
+        trusted["csv"] = csv_format.to_dict()
     meta = {"label": label, "id_column": id_column, "policy": policy.to_dict(), "started": started,
             "state": str(state.root.resolve()) if state else None, "trusted_key": address("trusted", trusted),
             "columns": columns, "sources": {k: [str(p) for p in v] for k, v in sources.items()},
+            "csv": csv_format.to_dict(),
             "parts": [{"path": str(p.path), "rows": p.rows, "sha256": p.sha256} for p in parts]}
     (work / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
     return {"work_dir": str(work), "rows": sum(p.rows for p in parts), "parts": list(range(len(parts))),
@@ -116,11 +121,11 @@ def prepare(inputs: GateInputs, *, work_dir: str | Path) -> dict[str, Any]:
             "checks": [c.name for c in enabled(policy)]}
 
 
-def _describe_incoming(path: Path, work: Path, columns: list[str], label: str,
-                       id_column: str | None) -> tuple[list[Part], tuple[Path, ...]]:
+def _describe_incoming(path: Path, work: Path, columns: list[str], label: str, id_column: str | None,
+                       csv_format: CsvFormat) -> tuple[list[Part], tuple[Path, ...]]:
     files = input_files(path, "incoming")
     if len(files) == 1 and files[0].suffix.lower() not in PARQUET_SUFFIXES:
-        table = read_table(files[0], role="incoming")
+        table = read_table(files[0], role="incoming", csv_format=csv_format)
         check_columns(list(table.frame.columns), columns, "incoming", files[0], label, id_column)
         (work / "incoming").mkdir(exist_ok=True)
         stored = work / "incoming" / "part-00000.parquet"
@@ -383,8 +388,11 @@ def finish(work_dir: str | Path, out_dir: str | Path | None, *, signing_key: Sig
     frame = read_incoming(loaded)
     verdict = decide(results, loaded.policy, len(frame))
     digests = _row_digests(work, loaded, frame)
-    document = verdict_document(verdict, results, provenance.describe(loaded.ctx, digests, frame),
-                                        loaded.policy, label=loaded.meta["label"], started=loaded.meta["started"])
+    described = provenance.describe(loaded.ctx, digests, frame)
+    if loaded.meta.get("csv"):  # how CSV inputs were split, when given: promotion re-reads them the same way
+        described["csv"] = dict(loaded.meta["csv"])
+    document = verdict_document(verdict, results, described, loaded.policy, label=loaded.meta["label"],
+                                started=loaded.meta["started"])
     out = Path(out_dir) if out_dir is not None else None
     run = GateRun(verdict, results, frame, document, out)
     if out is None:

@@ -1,7 +1,8 @@
 """Reading inputs, and refusing the ones that cannot be used, with one clear message each.
 
 A PATH is a CSV file, a Parquet file, or a directory of Parquet files (read in sorted name
-order). Rows keep the order they were read in: row positions in the verdict refer to it.
+order). Rows keep the order they were read in: row positions in the verdict refer to it. A CSV
+file's separator and decimal mark are detected unless a :class:`CsvFormat` gives them.
 """
 
 from __future__ import annotations
@@ -15,10 +16,51 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from poisonguard.errors import InputError
+from poisonguard.errors import InputError, UsageError
 
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
+
+
+_SEPARATORS = ",;\t|"
+_SEP_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+DECIMALS = (".", ",")
+
+
+@dataclass(frozen=True)
+class CsvFormat:
+    """How CSV inputs are split: ``sep``, the field separator (one character), and ``decimal``,
+    the decimal mark (``.`` or ``,``). ``None`` (the default) detects it from the file."""
+
+    sep: str | None = None
+    decimal: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.sep is not None and (len(self.sep) != 1 or self.sep in "\r\n\"" or self.sep.isalnum()):
+            raise UsageError(f"--csv-sep {self.sep!r} is not a field separator. Give one character such as "
+                             "',' ';' '|' or 'tab'.")
+        if self.decimal is not None and self.decimal not in DECIMALS:
+            raise UsageError(f"--csv-decimal {self.decimal!r} is not a decimal mark. Give '.' or ','.")
+        if self.sep is not None and self.sep == self.decimal:
+            raise UsageError(f"--csv-sep and --csv-decimal are both {self.sep!r}; a number's decimal mark cannot "
+                             "also separate fields.")
+
+    @classmethod
+    def from_options(cls, sep: str | None, decimal: str | None) -> CsvFormat:
+        """From the command line's ``--csv-sep`` (also ``tab``, ``\\t``, ``comma``, ``semicolon``,
+        ``pipe``) and ``--csv-decimal``."""
+        return cls(_SEP_NAMES.get(sep.lower(), sep) if sep is not None else None, decimal)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, str] | None) -> CsvFormat:
+        return cls(**(d or {}))
+
+    def to_dict(self) -> dict[str, str]:
+        """The fields given (empty when everything is detected)."""
+        return {k: v for k, v in (("sep", self.sep), ("decimal", self.decimal)) if v is not None}
+
+
+DETECT = CsvFormat()
 
 
 @dataclass(frozen=True)
@@ -47,11 +89,12 @@ def input_files(path: Path, role: str) -> tuple[Path, ...]:
     return (path,)
 
 
-def read_table(path: str | Path, *, role: str) -> Table:
-    """Read one input. ``role`` (reference, incoming, holdout) names it in error messages."""
+def read_table(path: str | Path, *, role: str, csv_format: CsvFormat = DETECT) -> Table:
+    """Read one input. ``role`` (reference, incoming, holdout) names it in error messages;
+    ``csv_format`` says how to split a CSV file (default: detected)."""
     path = Path(path)
     files = input_files(path, role)
-    frames = [_read_file(f, role) for f in files]
+    frames = [_read_file(f, role, csv_format) for f in files]
     frame = frames[0] if len(frames) == 1 else _concat(frames, files, role)
     if len(frame) == 0:
         raise InputError(f"{role} {path} has a header but no rows. A batch needs at least one row.")
@@ -67,12 +110,12 @@ def _concat(frames: list[pd.DataFrame], files: tuple[Path, ...], role: str) -> p
     return pd.concat(frames, ignore_index=True)
 
 
-def _read_file(path: Path, role: str) -> pd.DataFrame:
+def _read_file(path: Path, role: str, csv_format: CsvFormat) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise InputError(f"{role} {path} is empty (0 bytes). Re-export the file.")
     if path.suffix.lower() in PARQUET_SUFFIXES:
         return _read_parquet(path, role)
-    return _read_csv(path, role)
+    return _read_csv(path, role, csv_format)
 
 
 def _read_parquet(path: Path, role: str) -> pd.DataFrame:
@@ -89,7 +132,7 @@ def _read_parquet(path: Path, role: str) -> pd.DataFrame:
     return table.to_pandas()
 
 
-def _read_csv(path: Path, role: str) -> pd.DataFrame:
+def _read_csv(path: Path, role: str, csv_format: CsvFormat = DETECT) -> pd.DataFrame:
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
@@ -100,8 +143,14 @@ def _read_csv(path: Path, role: str) -> pd.DataFrame:
     lines = text.splitlines()
     if not any(line.strip() for line in lines):
         raise InputError(f"{role} {path} has no header and no rows. Re-export the file.")
-    sep, decimal = _dialect(lines, path)
+    sep, decimal = _dialect(lines, path, csv_format)
     header = next(csv.reader([lines[0]], delimiter=sep))
+    if csv_format.sep is not None and len(header) == 1:
+        found = [s for s in _SEPARATORS if s in header[0]]
+        likely = f" It looks {_shown(found[0])}-separated: pass --csv-sep {_shown(found[0])}, or leave " \
+                 "--csv-sep out to detect it." if found else ""
+        raise InputError(f"{role} {path} splits into one column with --csv-sep {_shown(sep)} (header "
+                         f"{lines[0][:80]!r}); a gate input needs a label and features.{likely}")
     _refuse_duplicate_columns(header, path, role)
     if not text.endswith(("\n", "\r")) and len(lines) > 1:
         last = next(csv.reader([lines[-1]], delimiter=sep), [])
@@ -117,21 +166,28 @@ def _read_csv(path: Path, role: str) -> pd.DataFrame:
     return frame
 
 
-_SEPARATORS = ",;\t|"
 _DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
 
 
-def _dialect(lines: list[str], path: Path) -> tuple[str, str]:
-    """The field separator and decimal mark of a CSV file, from its first lines: ``,`` ``;`` tab or
-    ``|`` (a ``.tsv`` file is tab-separated), and a decimal comma when fields separated by
-    something else look like ``1,5``."""
-    if path.suffix.lower() == ".tsv":
-        return "\t", "."
-    sample = "\n".join(lines[:50])
-    try:
-        sep = csv.Sniffer().sniff(sample, delimiters=_SEPARATORS).delimiter
-    except csv.Error:
-        sep = ","
+def _shown(sep: str) -> str:
+    return "tab" if sep == "\t" else f"'{sep}'"
+
+
+def _dialect(lines: list[str], path: Path, given: CsvFormat = DETECT) -> tuple[str, str]:
+    """The field separator and decimal mark of a CSV file: the ones ``given``, else from its first
+    lines: ``,`` ``;`` tab or ``|`` (a ``.tsv`` file is tab-separated), and a decimal comma when
+    fields separated by something else look like ``1,5``."""
+    if given.sep is not None:
+        sep = given.sep
+    elif path.suffix.lower() == ".tsv":
+        sep = "\t"
+    else:
+        try:
+            sep = csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=_SEPARATORS).delimiter
+        except csv.Error:
+            sep = ","
+    if given.decimal is not None:
+        return sep, given.decimal
     if sep == ",":
         return sep, "."
     fields = [f.strip().strip('"') for row in csv.reader(lines[1:50], delimiter=sep) for f in row]
@@ -181,9 +237,12 @@ def _fix_for_missing_label(columns: list[str]) -> str:
     if len(columns) == 1:
         found = [s for s in _SEPARATORS if s in str(columns[0])]
         if found:
-            shown = repr(found[0]).strip("'")
-            return (f"The file was read as one column whose name contains '{shown}': it is probably "
-                    f"'{shown}'-separated and was not recognised as such. Re-export it with ',' as the separator.")
+            shown = _shown(found[0])
+            return (f"The file was read as one column whose name contains {shown}: it is probably "
+                    f"{shown}-separated and was not recognised as such. Pass --csv-sep {shown} (or re-export "
+                    "it with ',' as the separator).")
+        return (f"The file was read as one column ('{str(columns[0])[:40]}'): if its fields are separated by "
+                "another character, pass it as --csv-sep; otherwise pass the right --label.")
     return "Pass the right --label."
 
 

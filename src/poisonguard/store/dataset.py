@@ -43,7 +43,7 @@ import pandas as pd
 
 from poisonguard import __version__
 from poisonguard.errors import InputError, LedgerTampered, PromotionRefused, UsageError
-from poisonguard.io.reading import check_trusted, read_table
+from poisonguard.io.reading import DETECT, CsvFormat, check_trusted, read_table
 from poisonguard.kernel.fsio import atomic_write_bytes, atomic_write_parquet
 from poisonguard.kernel.hashing import canonical_block, hash_file, hash_rows, row_keys, rows_root
 from poisonguard.kernel.locks import file_lock
@@ -113,12 +113,14 @@ class DatasetStore:
     @classmethod
     def create(cls, root: str | Path, dataset: str, *, golden: str | Path, label: str,
                holdout: str | Path | None = None, key: SigningKey | None = None, unsigned: bool = False,
-               actor: Actor | None = None, max_reference_rows: int = 200_000) -> DatasetStore:
+               actor: Actor | None = None, max_reference_rows: int = 200_000,
+               csv_format: CsvFormat = DETECT) -> DatasetStore:
         """Freeze ``golden`` (and ``holdout``) as the dataset's trusted start. Idempotent for the
         same inputs; refuses to re-create a store with other ones.
 
         The store is signed with ``key``; without one, ``unsigned=True`` must say that an
-        unsigned store is wanted (anyone who can write its files can then forge its records)."""
+        unsigned store is wanted (anyone who can write its files can then forge its records).
+        ``csv_format`` splits CSV inputs (default: detected); the store keeps Parquet copies."""
         if key is None and not unsigned:
             raise UsageError("no signing key is set, and a store's ledger and verdicts are signed with one. Set "
                              "POISONGUARD_SIGNING_KEY (Airflow: the connection poisonguard_signing), or pass "
@@ -127,7 +129,7 @@ class DatasetStore:
             raise UsageError("--unsigned asks for an unsigned store, but a signing key is set. Unset "
                              "POISONGUARD_SIGNING_KEY, or drop --unsigned to create a signed store.")
         store = cls(root, dataset, key=key)
-        table = read_table(golden, role="golden")
+        table = read_table(golden, role="golden", csv_format=csv_format)
         check_trusted(table.frame, label, None)
         frame = table.frame
         info = {"dataset": dataset, "label": label, "golden_rows": len(frame),
@@ -136,7 +138,7 @@ class DatasetStore:
                 "holdout_rows": None, "signed_by": None if key is None else key.key_id}
         hold = None
         if holdout is not None:
-            hold = read_table(holdout, role="holdout").frame
+            hold = read_table(holdout, role="holdout", csv_format=csv_format).frame
             info["holdout_rows"] = len(hold)
         with store.lock():
             if (store.path / "store.json").exists():

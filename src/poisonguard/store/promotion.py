@@ -130,7 +130,7 @@ def _reasons(document: dict[str, Any]) -> str:
 
 def _reverified_incoming(document: dict[str, Any], store: DatasetStore) -> pd.DataFrame:
     """The incoming data the verdict describes, read again; refused unless it hashes the same."""
-    from poisonguard.io.reading import read_table
+    from poisonguard.io.reading import CsvFormat, read_table
     from poisonguard.kernel.hashing import hash_files, hash_rows, rows_root
 
     prov = document["provenance"]
@@ -142,7 +142,8 @@ def _reverified_incoming(document: dict[str, Any], store: DatasetStore) -> pd.Da
     if hash_files(files) != prov["incoming_sha256"]:
         raise PromotionRefused("the incoming data changed since the gate checked it (sha256 differs): the verdict "
                                "does not describe it. Re-run the gate on the data you want to promote.")
-    frames = [read_table(f, role="incoming").frame for f in files]
+    csv_format = CsvFormat.from_dict(prov.get("csv"))  # split as the gate split it
+    frames = [read_table(f, role="incoming", csv_format=csv_format).frame for f in files]
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     columns = list(store.info["columns"])
     if sorted(map(str, frame.columns)) != sorted(columns):

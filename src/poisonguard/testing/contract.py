@@ -9,7 +9,8 @@ It runs the check twice on fresh contexts and asserts: it returns a ``CheckResul
 name without an error; the same input and seed give the same result; neither the batch nor the
 trusted data is modified; the result survives a JSON round trip; scores, if any, are one finite
 number per row; flagged rows lie inside the batch; every finding code is declared in ``codes``
-with a message; and a check that scores in parts gives the same result however the batch is cut.
+with a message; a declared ``headline`` is a number in the metrics (unless the check reports
+itself ``skipped``); and a check that scores in parts gives the same result however the batch is cut.
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ def check_contract(check: CheckDef, *, reference: pd.DataFrame, holdout: pd.Data
         for finding in first.findings:
             assert finding.code in check.codes, f"{check.name}: finding code {finding.code} is not declared in codes"
             assert finding.message, f"{check.name}: finding {finding.code} has no message"
+        if check.headline is not None and "skipped" not in first.metrics:
+            value = first.metrics.get(check.headline)
+            assert isinstance(value, int | float) and not isinstance(value, bool), \
+                f"{check.name}: its headline metric {check.headline!r} is not a number in its metrics ({value!r})"
         if check.partitioned:
             assert check.fit is not None and check.score is not None and check.summarize is not None
             ctx = _context(reference, holdout, label, seed, Path(tmp) / "parts")

@@ -37,7 +37,8 @@ def test_registry_matches_policy_schema():
 
 
 def test_the_contract_catches_a_check_that_breaks_it(frames):
-    """A check that modifies its input, and one that is not deterministic, are both refused."""
+    """A check that modifies its input, one that is not deterministic, and one whose headline is
+    not among its metrics are all refused."""
     import dataclasses
     import itertools
 
@@ -53,8 +54,10 @@ def test_the_contract_catches_a_check_that_breaks_it(frames):
         result = outliers.run(frame, spec, ctx=ctx)
         return dataclasses.replace(result, metrics=result.metrics | {"call": next(counter)})
 
-    for run, clause in ((mutating, "modified"), (moody, "same input and seed")):
-        broken = dataclasses.replace(outliers, run=run, fit=None, score=None, summarize=None)
+    for run, clause, headline in ((mutating, "modified", outliers.headline),
+                                  (moody, "same input and seed", outliers.headline),
+                                  (outliers.run, "headline metric 'flagged_share'", "flagged_share")):
+        broken = dataclasses.replace(outliers, run=run, fit=None, score=None, summarize=None, headline=headline)
         with pytest.raises(AssertionError, match=clause):
             check_contract(broken, reference=frames["reference"], holdout=frames["holdout"],
                            batch=frames["incoming"].copy(), label="y")
