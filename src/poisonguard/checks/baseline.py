@@ -26,7 +26,7 @@ from pydantic import Field
 from poisonguard.kernel.context import GateContext
 from poisonguard.kernel.models import classifier
 from poisonguard.kernel.parts import Fitted
-from poisonguard.kernel.results import CheckResult, Finding, Severity
+from poisonguard.kernel.results import CheckResult, Finding, Severity, null_of
 from poisonguard.kernel.spec import CheckSpec
 from poisonguard.kernel.stats import p_text, rate_excess_p_value
 
@@ -59,6 +59,11 @@ class Spec(CheckSpec):
         4, ge=0, le=50,
         description="Models trained without a pseudo-batch of trusted rows to measure how much training noise "
         "alone moves holdout accuracy (0: the plain sign test).")
+
+
+# How a drop is judged, for the reviewer (the finding's null).
+_NULL_TEST = ("sign test over the holdout rows the two models disagree on, its counts divided by the dispersion "
+              "that models trained without pseudo-batches of trusted rows show")
 
 
 def _drop(correct_before: np.ndarray, correct_after: np.ndarray, dispersion: float = 1.0) -> tuple[float, float]:
@@ -158,7 +163,8 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
     if drop > spec.max_accuracy_drop and p < spec.max_p_value:
         findings.append(Finding.at_rows(NAME, "accuracy_drop",
             f"holdout accuracy falls from {correct['reference'].mean():.1%} to {correct['clean'].mean():.1%} "
-            f"when the batch's clean rows are added ({p_text(p)})", [], value=drop, threshold=spec.max_accuracy_drop))
+            f"when the batch's clean rows are added ({p_text(p)})", [], value=drop, threshold=spec.max_accuracy_drop,
+            null=null_of(_NULL_TEST, len(y_hold), p, spec.max_p_value, dispersion=dispersion)))
     raw_drop, raw_p = _drop(correct["reference"], correct["raw"], dispersion)
     metrics["raw_accuracy_drop"] = raw_drop
     if raw_drop > spec.max_accuracy_drop and raw_p < spec.max_p_value:
@@ -182,6 +188,7 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
             findings.append(Finding.at_rows(NAME, "class_recall_drop",
                 f"holdout recall of class '{cls}' falls from {recalls['reference']:.1%} to {recalls['clean']:.1%} "
                 f"when the batch's clean rows are added ({p_text(c_p)})", [], value=c_drop,
-                threshold=spec.max_class_recall_drop))
+                threshold=spec.max_class_recall_drop,
+                null=null_of(_NULL_TEST, int(in_class.sum()), c_p, spec.max_p_value / judged, dispersion=dispersion)))
     metrics["per_class"] = per_class
     return CheckResult(NAME, tuple(findings), metrics)

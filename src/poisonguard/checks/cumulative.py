@@ -19,7 +19,7 @@ from poisonguard.checks.drift import CATEGORICAL_METHOD, NUMERIC_METHOD, _prepar
 from poisonguard.kernel.context import GateContext, is_numeric, label_strings
 from poisonguard.kernel.hashing import canonical_block, row_keys
 from poisonguard.kernel.imports import quiet_import
-from poisonguard.kernel.results import CheckResult, Finding, Severity
+from poisonguard.kernel.results import CheckResult, Finding, Severity, null_of
 from poisonguard.kernel.spec import CheckSpec
 from poisonguard.kernel.stats import p_text
 
@@ -86,7 +86,9 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
             f"since the golden reference, the label distribution has moved by {shift:.3f} (total variation over "
             f"{n} rows; golden shares {golden_share.round(3).to_dict()}, now "
             f"{(counts / max(n, 1)).round(3).to_dict()}; {p_text(p_value)}): a slow shift no single batch showed",
-            [], value=shift, threshold=spec.max_label_shift))
+            [], value=shift, threshold=spec.max_label_shift,
+            null=null_of("chi-square of the label counts since the golden reference against its shares", len(golden),
+                         p_value, spec.max_p_value)))
     per_column, drifted_fraction = _column_drift(golden, cumulative, spec, ctx)
     for c, info in per_column.items():
         if info["drifted"]:

@@ -145,7 +145,7 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
         label_null: dict[str, Any] = {}
         if ctx.label in columns:
             thresholds[ctx.label], size = label_null_threshold(ref[ctx.label], len(cur), spec, ctx.seed)
-            label_null = {"pseudo_batches": LABEL_NULL_DRAWS, "rows": size, "false_block_rate": spec.label_false_block_rate}
+            label_null = {"size": LABEL_NULL_DRAWS, "rows": size, "max_p_value": spec.label_false_block_rate}
         return Fitted({"thresholds": thresholds, "label_null": label_null})
 
     fitted = ctx.persisted("drift.noise", (spec.fit_parameters(), len(cur), columns, numeric), noise)
@@ -185,7 +185,9 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
         batch_share = cur[ctx.label].value_counts(normalize=True).round(3).to_dict()
         findings.append(Finding.at_rows(NAME, "label_drift",
             f"the label distribution moved: {CATEGORICAL_METHOD} {label['score']:.3f} >= {label['threshold']:.3f} "
-            f"(batch shares {batch_share})", [], value=label["score"], threshold=label["threshold"]))
+            f"(batch shares {batch_share})", [], value=label["score"], threshold=label["threshold"],
+            null=dict(fitted.meta["label_null"], test="Jensen-Shannon distance between pseudo-batches of reference "
+                      "labels and the rest; the threshold is its upper false_block_rate quantile")))
     artifacts: tuple[str, ...] = ()
     if ctx.out_dir is not None and spec.html_report and columns:
         ctx.out_dir.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,7 @@ from pydantic import Field
 from poisonguard.kernel.context import GateContext
 from poisonguard.kernel.models import classifier, model_arrays, model_from_arrays
 from poisonguard.kernel.parts import Fitted, PartScores
-from poisonguard.kernel.results import CheckResult, Finding, Severity
+from poisonguard.kernel.results import CheckResult, Finding, Severity, null_of
 from poisonguard.kernel.spec import CheckSpec
 from poisonguard.kernel.stats import mean_excess_p_value, p_text, rate_exceeds, rate_excess_p_value
 
@@ -332,21 +332,28 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
         findings.append(Finding.at_rows(NAME, "flip_fraction_exceeded",
             f"{len(flagged) / n_known:.1%} of the batch look relabelled; the reference's own share is "
             f"{ref_flag_fraction:.2%} ({p_text(p_value)})", [], value=len(flagged) / n_known,
-            threshold=ref_flag_fraction + spec.min_excess_fraction))
+            threshold=ref_flag_fraction + spec.min_excess_fraction,
+            null=null_of("flagged share of the reference's out-of-fold-scored rows (beta-binomial)", n_ref, p_value,
+                         spec.max_p_value)))
     elif tail_exceeded or changed_exceeded:
         findings.append(Finding.at_rows(NAME, "label_disagreement_exceeded",
             f"the batch's labels disagree with trusted data more than the reference's own do: an estimated "
             f"{max(changed_share, 0.0):.1%} of its labels look changed (mean surprise {mean_surprise:.2f} against "
             f"{ref_surprise:.2f}, {p_text(surprise_p)}); {in_tail / n_known:.1%} of rows in the reference's most "
             f"doubtful {meta['reference_tail_fraction']:.0%} ({p_text(tail_p)})", [],
-            value=max(changed_share, 0.0), threshold=spec.min_excess_fraction))
+            value=max(changed_share, 0.0), threshold=spec.min_excess_fraction,
+            null=null_of("tail share (beta-binomial) and mean surprise (two-sample bootstrap) of the reference's "
+                         "out-of-fold-scored rows", n_ref, min(tail_p, surprise_p), spec.max_p_value / 2)))
     top = pairs[0] if pairs else None
     if top and top["significant"] and top["share_of_flagged"] >= spec.min_targeted_share:
         findings.append(Finding.at_rows(NAME, "targeted_flip",
             f"{top['flagged']} of {len(flagged)} flagged rows are labelled '{top['given']}' but look like "
             f"'{top['predicted']}' ({top['batch_rate']:.1%} of rows labelled '{top['given']}', against "
             f"{top['reference_rate']:.2%} in the reference): a targeted relabelling of one class", [],
-            value=top["batch_rate"], threshold=top["reference_rate"]))
+            value=top["batch_rate"], threshold=top["reference_rate"],
+            null=null_of("the pair's rate among the reference's flagged rows of that class (beta-binomial, "
+                         "Bonferroni over the pairs)", int(fitted.arrays["class_rows"][ctx.classes.index(top["given"])]),
+                         top["p_value"], top["max_p_value"])))
     metrics = {
         "model": meta["model"],
         "model_log_loss": meta["log_loss"],
@@ -386,6 +393,6 @@ def _pair_table(given: np.ndarray, predicted: np.ndarray, y_batch: np.ndarray, f
         p_value = rate_excess_p_value(int(count), in_batch, float(ref_pairs[g, p]) / in_class, in_class)
         rows.append({"given": classes[g], "predicted": classes[p], "flagged": int(count),
                      "share_of_flagged": count / total, "batch_rate": count / in_batch, "reference_rate": ref_rate,
-                     "p_value": p_value,
+                     "p_value": p_value, "max_p_value": spec.max_p_value / n_pairs,
                      "significant": bool(count >= spec.min_targeted_rows and p_value < spec.max_p_value / n_pairs)})
     return sorted(rows, key=lambda r: (-r["flagged"], r["given"], r["predicted"]))

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from poisonguard.kernel.context import GateContext
 from poisonguard.kernel.parts import Fitted, PartScores
-from poisonguard.kernel.results import CheckResult, Finding, Severity
+from poisonguard.kernel.results import CheckResult, Finding, Severity, null_of
 from poisonguard.kernel.spec import CheckSpec
 from poisonguard.kernel.stats import p_text, rate_exceeds
 
@@ -133,7 +133,9 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
         findings.append(Finding.at_rows(NAME, "outlier_fraction_exceeded",
             f"{len(flagged) / n:.1%} of the batch are outliers; the reference's own share is "
             f"{ref_fraction:.2%} ({p_text(p_value)})", [], value=len(flagged) / n,
-            threshold=ref_fraction + spec.min_excess_fraction))
+            threshold=ref_fraction + spec.min_excess_fraction,
+            null=null_of("out-of-fold outlier share of the reference's rows (beta-binomial)",
+                         fitted.meta["reference_rows"], p_value, spec.max_p_value)))
     metrics = {
         "isolation_threshold": fitted.meta["isolation_threshold"],
         "z_threshold": fitted.meta["z_threshold"],

@@ -13,7 +13,7 @@ from pydantic import Field
 from poisonguard.kernel.context import GateContext
 from poisonguard.kernel.hashing import canonical_block, hash_files, row_keys, rows_root, schema_fingerprint
 from poisonguard.kernel.parts import Fitted, PartScores
-from poisonguard.kernel.results import CheckResult, Finding, Severity
+from poisonguard.kernel.results import CheckResult, Finding, Severity, null_of
 from poisonguard.kernel.spec import CheckSpec
 from poisonguard.kernel.stats import p_text, pseudo_batch_p_value, rate_exceeds
 
@@ -166,7 +166,10 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
         findings.append(Finding.at_rows(NAME, "duplicate_fraction_exceeded",
             f"{repeated.mean():.1%} of the batch repeats trusted or earlier rows; the reference's own "
             f"repeat rate is {natural_dup:.1%} ({p_text(p_value)})", [], value=float(repeated.mean()),
-            threshold=natural_dup + spec.min_excess_fraction))
+            threshold=natural_dup + spec.min_excess_fraction,
+            null=null_of("repeats in pseudo-batches of trusted rows counted as a batch's are (moment-matched "
+                         "beta-binomial), and the reference's own repeat rate", len(null_counts), p_value,
+                         spec.max_p_value, rows=null_n)))
     scores_out = np.where(conflict, 1.0, np.where(dup | replay, 0.5, 0.0))
     metrics = {
         "duplicate_rows": int(dup.sum()),

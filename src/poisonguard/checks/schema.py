@@ -21,9 +21,9 @@ from poisonguard.errors import PolicyError
 from poisonguard.kernel.context import GateContext, is_numeric
 from poisonguard.kernel.imports import quiet_import
 from poisonguard.kernel.parts import Fitted, PartScores
-from poisonguard.kernel.results import CheckResult, Finding, Severity
+from poisonguard.kernel.results import CheckResult, Finding, Severity, null_of
 from poisonguard.kernel.spec import CheckSpec
-from poisonguard.kernel.stats import p_text, rate_exceeds
+from poisonguard.kernel.stats import p_text, rate_exceeds, rate_excess_p_value
 
 NAME = "schema"
 PHASE = "rows"
@@ -90,7 +90,10 @@ class Spec(CheckSpec):
         0.01, ge=0, le=1,
         description="Block when the share of rows breaking a row-level expectation exceeds the natural share "
         "by this much...")
-    max_p_value: float = Field(1e-3, gt=0, lt=1, description="...and a binomial test puts it below this p-value.")
+    max_p_value: float = Field(
+        1e-3, gt=0, lt=1,
+        description="...and a one-sided test puts it below this p-value (also for a column missing more than the "
+        "reference: a batch of its size drawn from trusted data would rarely show as many).")
 
 
 @dataclass(frozen=True)
@@ -352,11 +355,17 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
     for key in sorted(k for k in scores.counts if k.startswith("nulls:")):
         column = key.split(":", 1)[1]
         rule, missing = rules[column], scores.counts[key]
-        if n and missing / n > rule.max_null_fraction:
+        # Beyond the tolerance, and (when trusted data has missing values too) more than a batch of
+        # this size drawn from it would show: its rate was measured on the reference's rows.
+        p_value = rate_excess_p_value(int(missing), n, rule.reference_null_fraction, len(ctx.reference)) \
+            if rule.reference_null_fraction > 0 else 0.0
+        if n and missing / n > rule.max_null_fraction and p_value < spec.max_p_value:
             findings.append(Finding.at_rows(NAME, "null_fraction_exceeded",
                 f"column '{column}' is {missing / n:.1%} missing; expected at most {rule.max_null_fraction:.1%} "
-                f"(the reference has {rule.reference_null_fraction:.1%})",
-                [], value=missing / n, threshold=rule.max_null_fraction))
+                f"(the reference has {rule.reference_null_fraction:.1%}; {p_text(p_value)})",
+                [], value=missing / n, threshold=rule.max_null_fraction,
+                null=null_of("the reference's missing share (beta-binomial)", len(ctx.reference), p_value,
+                             spec.max_p_value)))
 
     failures = scores.rows["failures"]
     failed_rows = int(np.count_nonzero(failures))
@@ -369,7 +378,8 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
         findings.append(Finding.at_rows(NAME, "failed_row_fraction_exceeded",
             f"{failed_fraction:.1%} of rows ({failed_rows} of {n}) break the schema; trusted data breaks it on "
             f"about {spec.natural_failed_row_fraction:.1%} ({p_text(p_value)}; most: {where})",
-            [], value=failed_fraction, threshold=spec.natural_failed_row_fraction + spec.max_failed_row_fraction))
+            [], value=failed_fraction, threshold=spec.natural_failed_row_fraction + spec.max_failed_row_fraction,
+            null=null_of("binomial at the natural failed-row share", n, p_value, spec.max_p_value)))
 
     artifacts: tuple[str, ...] = ()
     if ctx.out_dir is not None:

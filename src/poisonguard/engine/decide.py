@@ -38,7 +38,7 @@ def decide(results: Iterable[CheckResult], policy: Policy, n_rows: int) -> Verdi
         for finding in result.findings:
             severity = policy.severity(result.check, finding.code)
             if severity is Severity.BLOCK:
-                reasons.append(Reason(result.check, finding.code, finding.message))
+                reasons.append(Reason.of(finding))
                 status = Status.FAIL
             elif severity is Severity.QUARANTINE:
                 for row in finding.rows:
@@ -47,7 +47,7 @@ def decide(results: Iterable[CheckResult], policy: Policy, n_rows: int) -> Verdi
                 if status is Status.PASS and finding.rows:
                     status = Status.WARN
             else:
-                warnings.append(Reason(result.check, finding.code, finding.message))
+                warnings.append(Reason.of(finding))
                 if status is Status.PASS:
                     status = Status.WARN
         summaries[result.check] = CheckSummary(status, result.metrics, len(flagged))

@@ -110,8 +110,25 @@ def _why(run: GateRun) -> str:
         bound = ""
         if f is not None and f.value is not None and f.threshold is not None:
             bound = f" <i>(measured {fmt(f.value)}, threshold {fmt(f.threshold)})</i>"
+        if f is not None and f.null:
+            bound += f"<br><small class='null'>{_null_text(f.null)}</small>"
         items.append(f"<li><b>{escape(r.check)}</b> <code>{escape(r.code)}</code>: {escape(r.message)}{bound}</li>")
     return "<h2>Why it was blocked</h2><ul class='why'>" + "".join(items) + "</ul>"
+
+
+def _null_text(null: dict) -> str:
+    """What a blocking test compared the batch with, in one line: how unusual the batch is."""
+    p = null.get("p_value")
+    level = null.get("max_p_value")
+    parts = [f"compared with: {escape(str(null.get('test', '')))}"]
+    if null.get("size"):
+        parts.append(f"null of {fmt(null['size'])}" + (f" pseudo-batches of {fmt(null['rows'])} rows" if null.get("rows")
+                                                      else ""))
+    if p is not None and level is not None:
+        parts.append(f"batch p={p:.1e} against a level of {level:.1e}")
+    elif level is not None:
+        parts.append(f"threshold = the null's upper {level:.1e} quantile")
+    return "; ".join(parts)
 
 
 def _store_of(out: Path | None) -> tuple[str, str, str] | None:

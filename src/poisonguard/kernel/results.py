@@ -53,6 +53,9 @@ class Finding:
     ``rows`` are 0-based positions in the incoming data that carry the finding; a finding
     about the batch as a whole (a rate over a threshold, a drifted column) has no rows.
     ``value`` and ``threshold`` are the measured number and the bound it was compared to.
+    ``null`` says what a batch-level test compared the batch with, so a reviewer can see how
+    unusual it is: ``test`` (in words), ``size`` (pseudo-batches drawn, or trusted rows the
+    figure was measured on), ``p_value`` (the batch's) and ``max_p_value`` (the test's level).
     """
 
     check: str
@@ -61,14 +64,17 @@ class Finding:
     rows: tuple[int, ...] = ()
     value: float | None = None
     threshold: float | None = None
+    null: Mapping[str, Any] | None = None
 
     @classmethod
     def at_rows(cls, check: str, code: str, message: str, rows: Iterable[int] | np.ndarray,
-                *, value: float | None = None, threshold: float | None = None) -> Finding:
-        return cls(check, code, message, _rows(rows), _num(value), _num(threshold))
+                *, value: float | None = None, threshold: float | None = None,
+                null: Mapping[str, Any] | None = None) -> Finding:
+        return cls(check, code, message, _rows(rows), _num(value), _num(threshold),
+                   clean_json(dict(null)) if null is not None else None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "check": self.check,
             "code": self.code,
             "message": self.message,
@@ -76,11 +82,19 @@ class Finding:
             "value": self.value,
             "threshold": self.threshold,
         }
+        if self.null is not None:
+            d["null"] = dict(self.null)
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Finding:
         return cls(d["check"], d["code"], d["message"], tuple(d.get("rows", ())),
-                   d.get("value"), d.get("threshold"))
+                   d.get("value"), d.get("threshold"), d.get("null"))
+
+
+def null_of(test: str, size: int, p_value: float, max_p_value: float, **more: Any) -> dict[str, Any]:
+    """The ``null`` of a finding (see :class:`Finding`)."""
+    return {"test": test, "size": int(size), "p_value": float(p_value), "max_p_value": float(max_p_value), **more}
 
 
 def _num(x: Any) -> float | None:
@@ -175,9 +189,21 @@ class Reason:
     check: str
     code: str
     message: str
+    value: float | None = None
+    threshold: float | None = None
+    null: Mapping[str, Any] | None = None
 
-    def to_dict(self) -> dict[str, str]:
-        return {"check": self.check, "code": self.code, "message": self.message}
+    @classmethod
+    def of(cls, finding: Finding) -> Reason:
+        return cls(finding.check, finding.code, finding.message, finding.value, finding.threshold, finding.null)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"check": self.check, "code": self.code, "message": self.message}
+        if self.value is not None and self.threshold is not None:
+            d |= {"value": self.value, "threshold": self.threshold}
+        if self.null is not None:
+            d["null"] = dict(self.null)
+        return d
 
 
 @dataclass(frozen=True)
