@@ -62,7 +62,7 @@ $(BENCH_STAMP): $(STAMP) bench/requirements.lock
 bench: setup $(BENCH_STAMP)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.fitonce
-	$(BIN)/python -m bench.realdata --attacks
+	$(BIN)/python -m bench.realdata
 	$(BIN)/python -m bench.verdicts
 
 bench-quick: setup $(BENCH_STAMP)

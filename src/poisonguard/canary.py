@@ -146,7 +146,7 @@ class CanaryReport:
 
     def table(self) -> str:
         lines = [f"poisonguard canary: {self.dataset}, {self.splits} split(s) of {self.reference_rows:,} trusted rows "
-                 f"into a reference and a pseudo-batch of {self.batch_rows:,} rows", "",
+                 f"into a reference and pseudo-batches of {self.batch_rows:,} rows", "",
                  f"{'attack':<20} {'batches':>7} {'blocked':>8} {'row recall':>10}  what"]
         for r in self.rows():
             recall = "—" if r["row_recall"] is None else f"{r['row_recall']:.2f}"
@@ -167,6 +167,9 @@ def pseudo_batch_rows(trusted_rows: int, wanted: int | None) -> int:
     """The pseudo-batch size: ``wanted``, else a fifth of the trusted rows up to 2,000; refuses a
     size the batch tests cannot judge."""
     rows = wanted or min(MAX_BATCH_ROWS, trusted_rows // 5)
+    if wanted is not None and wanted < MIN_BATCH_ROWS:
+        raise InputError(f"pseudo-batches of {wanted} rows are too small for the batch tests to judge; pass "
+                         f"--batch-rows {MIN_BATCH_ROWS} or more.")
     if rows < MIN_BATCH_ROWS or trusted_rows - rows < 4 * MIN_BATCH_ROWS:
         raise InputError(f"the trusted data has {trusted_rows} rows: too few to calibrate on (a pseudo-batch needs "
                          f"at least {MIN_BATCH_ROWS} rows and the rest at least {4 * MIN_BATCH_ROWS}). Run the canary "
@@ -179,10 +182,14 @@ def pseudo_batch_rows(trusted_rows: int, wanted: int | None) -> int:
 
 def run_canary(reference: str | Path, label: str, *, holdout: str | Path | None = None,
                policy: Policy | str | Path | None = None, splits: int = 5, batch_rows: int | None = None,
-               attack_names: list[str] | None = None, dataset: str | None = None, id_column: str | None = None,
-               progress: Callable[[str], None] | None = None) -> CanaryReport:
-    """Plant every attack (or ``attack_names``) into ``splits`` pseudo-batches of the trusted data
-    ``reference`` and gate each with ``policy``; see the module docstring."""
+               batches_per_split: int = 1, attack_names: list[str] | None = None, dataset: str | None = None,
+               id_column: str | None = None, progress: Callable[[str], None] | None = None) -> CanaryReport:
+    """Plant every attack (or ``attack_names``) into pseudo-batches of the trusted data
+    ``reference`` and gate each with ``policy``; see the module docstring.
+
+    Each of ``splits`` random splits holds out ``batches_per_split`` disjoint pseudo-batches of
+    ``batch_rows`` rows; the rest is the reference they are gated against (fitted once per split).
+    Every pseudo-batch is gated clean and with each attack planted."""
     loaded = policy if isinstance(policy, Policy) else load_policy(policy)
     chosen = [a for a in ATTACKS if attack_names is None or a.name in attack_names]
     unknown = set(attack_names or ()) - {a.name for a in ATTACKS}
@@ -192,26 +199,37 @@ def run_canary(reference: str | Path, label: str, *, holdout: str | Path | None 
         raise UsageError(f"unknown attack(s) {sorted(unknown)}; known: {', '.join(a.name for a in ATTACKS)}.")
     trusted = read_table(reference, role="reference").frame
     check_trusted(trusted, label, id_column)
+    if batches_per_split < 1:
+        from poisonguard.errors import UsageError
+
+        raise UsageError(f"batches per split must be at least 1. Got {batches_per_split}.")
     n = pseudo_batch_rows(len(trusted), batch_rows)
+    held = n * batches_per_split
+    if len(trusted) - held < max(held, 4 * MIN_BATCH_ROWS):
+        raise InputError(f"{batches_per_split} pseudo-batches of {n} rows would leave too little of the "
+                         f"{len(trusted)} trusted rows as the reference (it keeps at least half). Ask for fewer "
+                         "or smaller pseudo-batches.")
     say = progress or (lambda _line: None)
     report = CanaryReport(dataset or Path(reference).stem, len(trusted), n, splits, loaded.max_false_block_rate)
-    total = splits * (1 + len(chosen))
+    total = splits * batches_per_split * (1 + len(chosen))
     with tempfile.TemporaryDirectory(prefix="poisonguard-canary-") as tmp:
         work = Path(tmp)
         for split in range(splits):
             order = np.random.default_rng([loaded.seed, split]).permutation(len(trusted))
-            ref = trusted.iloc[np.sort(order[n:])].reset_index(drop=True)
-            batch = trusted.iloc[np.sort(order[:n])].reset_index(drop=True)
+            ref = trusted.iloc[np.sort(order[held:])].reset_index(drop=True)
             ref_path = work / f"split{split}" / "reference.parquet"
             ref_path.parent.mkdir(parents=True)
             ref.to_parquet(ref_path, index=False)
-            planted = [("clean", attacks.Poisoned(batch, np.array([], dtype=np.int64)))]
-            for attack in chosen:
-                poisoned = attack.plant(batch, ref, label, loaded.seed + 1000 * split + len(planted))
-                if poisoned is not None:
-                    planted.append((attack.name, poisoned))
-            for name, poisoned in planted:
-                batch_path = ref_path.with_name(f"{name}.parquet")
+            planted = []
+            for b in range(batches_per_split):
+                batch = trusted.iloc[np.sort(order[b * n:(b + 1) * n])].reset_index(drop=True)
+                planted.append(("clean", b, attacks.Poisoned(batch, np.array([], dtype=np.int64))))
+                for attack in chosen:
+                    poisoned = attack.plant(batch, ref, label, loaded.seed + 1000 * split + 100 * b + len(planted))
+                    if poisoned is not None:
+                        planted.append((attack.name, b, poisoned))
+            for name, b, poisoned in planted:
+                batch_path = ref_path.with_name(f"{name}-{b}.parquet")
                 poisoned.frame.to_parquet(batch_path, index=False)
                 start = time.perf_counter()
                 run = run_gate(GateInputs(ref_path, batch_path, label, holdout=holdout, policy=loaded,
@@ -222,7 +240,7 @@ def run_canary(reference: str | Path, label: str, *, holdout: str | Path | None 
                 outcome = Outcome(name, split, str(v.decision), len(truth), len(truth & set(v.quarantined_rows)),
                                   [f"{r.check}/{r.code}" for r in v.reasons], time.perf_counter() - start)
                 report.outcomes.append(outcome)
-                say(f"[{len(report.outcomes)}/{total}] split {split} {name}: {outcome.decision}"
+                say(f"[{len(report.outcomes)}/{total}] split {split} batch {b} {name}: {outcome.decision}"
                     + (f" ({', '.join(outcome.reasons)})" if outcome.reasons else "")
                     + f" in {outcome.seconds:.1f} s")
     return report

@@ -15,7 +15,8 @@ from poisonguard.errors import InputError
 from poisonguard.testing import attacks
 from support.policies import fast_policy
 
-CREDIT = Path(__file__).resolve().parents[2] / "datasets" / "credit"
+DATASETS = Path(__file__).resolve().parents[2] / "datasets"
+CREDIT = DATASETS / "credit"
 
 
 def test_canary_measures_each_attack_and_the_false_blocks_on_the_users_data(tmp_path, capsys):
@@ -57,6 +58,8 @@ def test_too_small_trusted_data_is_refused_with_one_line(tmp_path, capsys):
     assert err.count("poisonguard: error:") == 1 and "too few to calibrate on" in err
     with pytest.raises(InputError, match="more than half"):
         pseudo_batch_rows(1000, 600)
+    with pytest.raises(InputError, match="too small for the batch tests"):
+        pseudo_batch_rows(1000, 20)
 
 
 def test_unknown_attacks_and_missing_label_are_usage_errors(capsys):
@@ -92,5 +95,22 @@ def test_run_canary_reports_progress_per_gated_batch(tmp_path):
     lines: list[str] = []
     report = run_canary(CREDIT / "reference.parquet", "status", policy=policy, splits=1, attack_names=["outliers_5"],
                         progress=lines.append)
-    assert [line.split(":")[0] for line in lines] == ["[1/2] split 0 clean", "[2/2] split 0 outliers_5"]
+    assert [line.split(":")[0] for line in lines] == ["[1/2] split 0 batch 0 clean", "[2/2] split 0 batch 0 outliers_5"]
     assert report.rows()[1]["row_recall"] >= 0.8
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", ["credit", "synthetic"])
+def test_clean_pseudo_batches_are_blocked_no_more_often_than_the_default_policy_allows(dataset):
+    # 51 clean pseudo-batches of a committed dataset's trusted rows (3 seeded splits x 17 disjoint
+    # batches of 60 rows), gated with the default policy: the false blocks must stay within what a
+    # 1% false-block rate gives 51 batches 99% of the time.
+    from scipy.stats import binom
+
+    label = json.loads((DATASETS / dataset / "meta.json").read_text())["label"]
+    report = run_canary(DATASETS / dataset / "reference.parquet", label, splits=3, batches_per_split=17,
+                        batch_rows=60, attack_names=[])
+    clean = report.of("clean")
+    assert len(clean) == 51
+    blocked = [o.reasons for o in clean if o.decision == "block"]
+    assert len(blocked) <= binom.ppf(0.99, len(clean), report.max_false_block_rate), blocked

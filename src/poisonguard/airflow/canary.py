@@ -25,11 +25,13 @@ class CanaryOperator(BaseOperator):
     ui_color = "#fef7e0"
 
     def __init__(self, *, dataset: str, store_root: str | None = None, policy_dir: str | None = None,
-                 splits: int = 5, batch_rows: int | None = None, attacks: list[str] | None = None,
+                 splits: int = 5, batch_rows: int | None = None, batches_per_split: int = 1,
+                 attacks: list[str] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**{"retries": 0, **kwargs})
         self.dataset, self.store_root, self.policy_dir = dataset, store_root, policy_dir
         self.splits, self.batch_rows, self.attacks = splits, batch_rows, attacks
+        self.batches_per_split = batches_per_split
 
     def execute(self, context: Context) -> dict[str, Any]:
         from poisonguard.airflow import locations
@@ -40,7 +42,8 @@ class CanaryOperator(BaseOperator):
             store = DatasetStore(locations.store_root(self.store_root or None), self.dataset, key=signing_key())
             report = run_canary(store.reference_path(), store.label, holdout=store.holdout_path,
                                 policy=locations.default_policy(self.dataset, self.policy_dir or None),
-                                splits=self.splits, batch_rows=self.batch_rows, attack_names=self.attacks,
+                                splits=self.splits, batch_rows=self.batch_rows,
+                                batches_per_split=self.batches_per_split, attack_names=self.attacks,
                                 dataset=self.dataset, progress=self.log.info)
         out = store.path / "canary" / f"{context['ds']}.json"
         out.parent.mkdir(parents=True, exist_ok=True)

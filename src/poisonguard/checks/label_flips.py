@@ -41,7 +41,7 @@ from pydantic import Field
 from poisonguard.kernel.context import GateContext
 from poisonguard.kernel.models import classifier, model_arrays, model_from_arrays
 from poisonguard.kernel.parts import Fitted, PartScores
-from poisonguard.kernel.results import CheckResult, Finding, Severity, null_of
+from poisonguard.kernel.results import CheckResult, Finding, Severity, null_of, reference_quantiles
 from poisonguard.kernel.spec import CheckSpec
 from poisonguard.kernel.stats import mean_excess_p_value, p_text, rate_exceeds, rate_excess_p_value
 
@@ -368,6 +368,7 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
         "surprise_p_value": surprise_p,
         "changed_label_estimate": changed_share,
         "thresholds": dict(zip(classes, thresholds.tolist(), strict=True)),
+        "reference_score_quantiles": reference_quantiles(fitted.arrays["reference_scores"]),
         "flip_pairs": pairs,
     }
     full_scores = scores.rows["score"]

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from poisonguard.kernel.context import GateContext
 from poisonguard.kernel.parts import Fitted, PartScores
-from poisonguard.kernel.results import CheckResult, Finding, Severity, null_of
+from poisonguard.kernel.results import CheckResult, Finding, Severity, null_of, reference_quantiles
 from poisonguard.kernel.spec import CheckSpec
 from poisonguard.kernel.stats import p_text, rate_exceeds
 
@@ -103,7 +103,8 @@ def fit(spec: Spec, ctx: GateContext) -> Fitted:
     z_threshold = max(float(np.quantile(ref_z, spec.reference_quantile)) * (1 + spec.z_margin_fraction), 1e-9)
     ref_scores = np.maximum(ref_iso / iso_threshold, ref_z / z_threshold)
     return Fitted({"isolation_threshold": iso_threshold, "z_threshold": z_threshold, "numeric_columns": n_numeric,
-                   "reference_flagged_fraction": float(np.mean(ref_scores > 1)), "reference_rows": len(x_ref)})
+                   "reference_flagged_fraction": float(np.mean(ref_scores > 1)), "reference_rows": len(x_ref),
+                   "reference_score_quantiles": reference_quantiles(ref_scores)})
 
 
 def score(frame: pd.DataFrame, fitted: Fitted, spec: Spec, ctx: GateContext) -> PartScores:
@@ -143,5 +144,6 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
         "reference_flagged_fraction": ref_fraction,
         "p_value": p_value,
         "score_quantiles": dict(zip(("p50", "p99", "max"), np.quantile(s, [0.5, 0.99, 1.0]).tolist(), strict=True)),
+        "reference_score_quantiles": fitted.meta["reference_score_quantiles"],
     }
     return CheckResult(NAME, tuple(findings), metrics, s)

@@ -31,6 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="random reference / pseudo-batch splits (default 5; each costs one cold gate run)")
     p.add_argument("--batch-rows", type=int, metavar="N",
                    help="rows per pseudo-batch (default: a fifth of the trusted rows, at most 2000)")
+    p.add_argument("--batches-per-split", type=int, default=1, metavar="K",
+                   help="disjoint pseudo-batches held out per split (default 1); more batches, one fit per split")
     p.add_argument("--attacks", nargs="+", metavar="NAME",
                    help="only these attacks (default: all of them, as the table lists them)")
     p.add_argument("--json", metavar="FILE", help="also write every run and the table as JSON here")
@@ -60,7 +62,8 @@ def _canary(args: argparse.Namespace) -> int:
         reference, label, holdout, name = args.reference, args.label, args.holdout, None
     log = logging.getLogger("poisonguard")
     report = run_canary(reference, label, holdout=holdout, policy=policy, splits=args.splits,
-                        batch_rows=args.batch_rows, attack_names=args.attacks, dataset=name,
+                        batch_rows=args.batch_rows, batches_per_split=args.batches_per_split,
+                        attack_names=args.attacks, dataset=name,
                         id_column=args.id_column, progress=log.info)
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")

@@ -178,20 +178,34 @@ def _next_steps(run: GateRun) -> str:
     return f"<h2>What to do next</h2><div class='next'><ul>{body}</ul></div>"
 
 
-def _svg_histogram(title: str, values: np.ndarray, held: np.ndarray, threshold: float | None) -> str:
-    """A small histogram of ``values`` (held rows in red) with a dashed line at ``threshold``."""
+def _svg_histogram(title: str, values: np.ndarray, held: np.ndarray, threshold: float | None,
+                   reference: list[float] | None = None) -> str:
+    """A small histogram of ``values`` (held rows in red) with a dashed line at ``threshold`` and,
+    given the reference's score quantiles, the reference's distribution as an outline (same
+    scale: share of rows per bin)."""
     values = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(values)
     if not finite.any():
         return ""
     lo, hi = float(values[finite].min()), float(values[finite].max())
+    ref_q = np.asarray(reference or [], dtype=np.float64)
+    if len(ref_q):
+        lo, hi = min(lo, float(ref_q[0])), max(hi, float(ref_q[-1]))
     if threshold is not None and np.isfinite(threshold):
         lo, hi = min(lo, threshold), max(hi, threshold)
     hi = hi if hi > lo else lo + 1.0
     bins = np.linspace(lo, hi, 31)
     kept, _ = np.histogram(values[finite & ~held], bins)
     flagged, _ = np.histogram(values[finite & held], bins)
-    top = max(int((kept + flagged).max()), 1)
+    n = max(int(finite.sum()), 1)
+    ref_share = np.zeros(30)
+    if len(ref_q) > 1:  # the reference's share of rows per bin, from its CDF at the quantiles
+        levels = np.linspace(0.0, 1.0, len(ref_q))
+        tied = np.unique(ref_q)  # a value many quantiles share: the CDF jumps to the last of them
+        cdf = np.interp(bins, tied, levels[np.searchsorted(ref_q, tied, side="right") - 1], left=0.0, right=1.0)
+        ref_share = np.diff(cdf)
+    top = max(float((kept + flagged).max()) / n, float(ref_share.max()), 1e-12)
+    kept, flagged = kept / n, flagged / n
     w, h, pad = 300, 120, 20
     bar = (w - 2 * pad) / 30
     rects = []
@@ -202,6 +216,11 @@ def _svg_histogram(title: str, values: np.ndarray, held: np.ndarray, threshold: 
         if hf:
             rects.append(f"<rect x='{x:.1f}' y='{h - pad - hk - hf:.1f}' width='{bar - 1:.1f}' height='{hf:.1f}' "
                          "fill='#dc2626'/>")
+    outline = ""
+    if len(ref_q) > 1:
+        points = " ".join(f"{pad + (i + d) * bar:.1f},{h - pad - (h - 2 * pad) * ref_share[i] / top:.1f}"
+                          for i in range(30) for d in (0, 1))
+        outline = f"<polyline points='{points}' fill='none' stroke='#2563eb' stroke-width='1.5'/>"
     line = ""
     if threshold is not None and np.isfinite(threshold):
         tx = pad + (threshold - lo) / (hi - lo) * (w - 2 * pad)
@@ -211,9 +230,10 @@ def _svg_histogram(title: str, values: np.ndarray, held: np.ndarray, threshold: 
                 + label)
     axis = (f"<text x='{pad}' y='{h - 4}' font-size='10'>{fmt(lo)}</text>"
             f"<text x='{w - pad}' y='{h - 4}' font-size='10' text-anchor='end'>{fmt(hi)}</text>")
-    return (f"<div class='chart'><div><b>{escape(title)}</b> <small>(batch; red: held rows)</small></div>"
-            f"<svg width='{w}' height='{h}' role='img' aria-label='{escape(title)}'>{''.join(rects)}{line}{axis}</svg>"
-            "</div>")
+    legend = "batch; red: held rows" + ("; blue line: reference" if outline else "")
+    return (f"<div class='chart'><div><b>{escape(title)}</b> <small>({legend})</small></div>"
+            f"<svg width='{w}' height='{h}' role='img' aria-label='{escape(title)}'>{''.join(rects)}{outline}{line}"
+            f"{axis}</svg></div>")
 
 
 _THRESHOLDS = {"outliers": 1.0, "schema": 0.5, "provenance": 0.25, "backdoor": 0.5}
@@ -230,7 +250,8 @@ def _charts(run: GateRun) -> str:
         if r.check == "label_flips":
             by_class = r.metrics.get("thresholds") or {}
             threshold = float(min(by_class.values())) if by_class else None
-        charts.append(_svg_histogram(f"{r.check} score", r.scores, held, threshold))
+        charts.append(_svg_histogram(f"{r.check} score", r.scores, held, threshold,
+                                     r.metrics.get("reference_score_quantiles")))
     drift = next((r.metrics.get("columns") for r in run.results if r.check == "drift"), None) or {}
     if drift:
         names = sorted(drift, key=lambda c: -drift[c]["score"] / max(drift[c]["threshold"], 1e-12))[:12]

@@ -92,6 +92,16 @@ class Finding:
                    d.get("value"), d.get("threshold"), d.get("null"))
 
 
+# Quantiles kept of the reference's own (out-of-fold) scores, so the report draws the batch's
+# score distribution against the reference's.
+REFERENCE_QUANTILES = np.linspace(0.0, 1.0, 41)
+
+
+def reference_quantiles(scores: np.ndarray) -> list[float]:
+    """The reference's scores at :data:`REFERENCE_QUANTILES` (for ``metrics["reference_score_quantiles"]``)."""
+    return np.quantile(np.asarray(scores, dtype=np.float64), REFERENCE_QUANTILES).tolist() if len(scores) else []
+
+
 def null_of(test: str, size: int, p_value: float, max_p_value: float, **more: Any) -> dict[str, Any]:
     """The ``null`` of a finding (see :class:`Finding`)."""
     return {"test": test, "size": int(size), "p_value": float(p_value), "max_p_value": float(max_p_value), **more}

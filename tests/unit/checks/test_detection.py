@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from poisonguard.engine.policy import Policy
 from poisonguard.engine.runner import run_check
 from poisonguard.kernel.context import GateContext
 from poisonguard.kernel.results import Verdict
+from poisonguard.kernel.state import StateDir
 
 DATASETS = Path(__file__).resolve().parents[3] / "datasets"
 
@@ -31,8 +33,12 @@ class Gate:
     def __init__(self, name: str) -> None:
         meta = json.loads((DATASETS / name / "meta.json").read_text())
         self.name, self.label, self.policy = name, meta["label"], Policy()
+        # What batch checks learn from trusted data only (baseline's models, drift's thresholds) is
+        # kept in a fitted state, as the gate keeps it, so it is learned once per dataset here too.
+        self._state = tempfile.TemporaryDirectory(prefix="pg-detection-state-")
         self.ctx = GateContext(reference=pd.read_parquet(DATASETS / name / "reference.parquet"),
-                               holdout=pd.read_parquet(DATASETS / name / "holdout.parquet"), label=self.label)
+                               holdout=pd.read_parquet(DATASETS / name / "holdout.parquet"), label=self.label,
+                               state=StateDir(self._state.name), trusted_key=name)
         self.fitted = {c.name: c.fit(self.policy.spec(c.name), self.ctx) for c in REGISTRY.values() if c.partitioned}
 
     def __call__(self, scenario: str) -> tuple[Verdict, set[int], set[int]]:
