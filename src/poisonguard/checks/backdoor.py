@@ -42,10 +42,6 @@ class Spec(CheckSpec):
         1e-6, gt=0, lt=1,
         description="How unlikely the pile-up must be at the reference's rate (Poisson tail); strict, "
         "because every value of every column is a test.")
-    max_label_p_value: float = Field(
-        0.01, gt=0, lt=1,
-        description="How unlikely the pattern's label share must be at the reference's share (binomial tail): "
-        "7 rows that all carry a label 87% of trusted rows carry are no trigger.")
     prior_strength: float = Field(
         10.0, gt=0, description="Pseudo-rows of the reference's class prior blended into the value's label share.")
     min_row_overlap: float = Field(
@@ -104,7 +100,7 @@ def judge_pattern(pattern: dict, frame: pd.DataFrame, ctx: GateContext, spec: Sp
     chance — a Poisson tail at the rate the reference gives the values, taken as independent —
     and (2) its rows almost all carry one label that the reference does not tie to those values.
     """
-    from scipy.stats import binom, poisson
+    from scipy.stats import poisson
 
     n, n_ref = len(frame), len(ctx.reference)
     joint = np.ones(n, dtype=bool)
@@ -129,11 +125,8 @@ def judge_pattern(pattern: dict, frame: pd.DataFrame, ctx: GateContext, spec: Sp
     # left above it when the label is already common (a majority-class target).
     if purity < spec.min_label_purity or purity - p_ref < min(spec.min_association_gap, (1 - p_ref) / 2):
         return None
-    label_p_value = float(binom.sf(int(top_count) - 1, len(labels), p_ref))
-    if label_p_value >= spec.max_label_p_value:
-        return None
     return pattern | {"label": str(top_label), "purity": float(purity), "reference_label_share": float(p_ref),
-                      "lift": k / max(n * rate, 1e-12), "p_value": p_value, "label_p_value": label_p_value}
+                      "lift": k / max(n * rate, 1e-12), "p_value": p_value}
 
 
 def _plain(value: object) -> object:
@@ -159,13 +152,10 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
         findings.append(Finding.at_rows(NAME, "backdoor_trigger", msg, carriers))
         findings.append(Finding.at_rows(NAME, "backdoor_pattern", msg, [], value=pat["purity"],
                                         threshold=pat["reference_label_share"] + spec.min_association_gap,
-                                        null=null_of("the values' pile-up at their reference rate (Poisson tail), and "
-                                                     "the label share at the reference's (binomial tail)",
-                                                     len(ctx.reference), pat["p_value"], spec.max_p_value,
-                                                     label_p_value=pat["label_p_value"],
-                                                     label_max_p_value=spec.max_label_p_value)))
+                                        null=null_of("the values' pile-up at their reference rate (Poisson tail)",
+                                                     len(ctx.reference), pat["p_value"], spec.max_p_value)))
         summaries.append({"trigger": pat["trigger"], "label": pat["label"], "rows": len(pat["rows"]),
                           "purity": pat["purity"], "reference_label_share": pat["reference_label_share"],
-                          "lift": pat["lift"], "p_value": pat["p_value"], "label_p_value": pat["label_p_value"]})
+                          "lift": pat["lift"], "p_value": pat["p_value"]})
     metrics = {"patterns": summaries, "flagged_fraction": float(np.mean(scores > 0)) if len(frame) else 0.0}
     return CheckResult(NAME, tuple(findings), metrics, scores)
