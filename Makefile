@@ -23,11 +23,15 @@ $(STAMP):
 
 setup: $(STAMP)
 
+# One pytest worker per core (pytest-xdist); a file's tests stay on one worker, so what a module
+# fits once (the detection tests' gates, Airflow's migrated home) is fitted once.
+PYTEST_PARALLEL ?= -n auto --dist loadfile
+
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 test-fast: setup
-	$(BIN)/pytest tests/unit tests/adversarial -m "not slow"
+	$(BIN)/pytest $(PYTEST_PARALLEL) tests/unit tests/adversarial -m "not slow"
 
 demo: setup
 	$(BIN)/python scripts/demo.py

@@ -18,7 +18,8 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-    from poisonguard.kernel.results import GateRun
+from poisonguard.kernel.results import GateRun
+from poisonguard.kernel.stats import p_text
 
 MAX_ROWS_SHOWN = 200
 _CSS = """
@@ -121,11 +122,12 @@ def _null_text(null: dict) -> str:
     p = null.get("p_value")
     level = null.get("max_p_value")
     parts = [f"compared with: {escape(str(null.get('test', '')))}"]
-    if null.get("size"):
-        parts.append(f"null of {fmt(null['size'])}" + (f" pseudo-batches of {fmt(null['rows'])} rows" if null.get("rows")
-                                                      else ""))
+    if null.get("size") and null.get("rows"):
+        parts.append(f"{fmt(null['size'])} pseudo-batches of {fmt(null['rows'])} rows")
+    elif null.get("size"):
+        parts.append(f"measured on {fmt(null['size'])} trusted rows")
     if p is not None and level is not None:
-        parts.append(f"batch p={p:.1e} against a level of {level:.1e}")
+        parts.append(f"the batch's {p_text(p)} against a level of {level:.0e}")
     elif level is not None:
         parts.append(f"threshold = the null's upper {level:.1e} quantile")
     return "; ".join(parts)

@@ -36,8 +36,8 @@ def test_a_blocked_batch_in_a_store_says_why_and_what_to_run_next(store, tmp_pat
     assert header[:2] == ["_pg_position", "_pg_reasons"] and header[2].startswith("_pg_score_")
     assert "blocked as a targeted flip" in html and ">yes<" not in html  # no targeted finding fired
     # Each blocking test says what it compared the batch with, in the report and in verdict.json.
-    assert re.search(r"compared with: flagged share of the reference\S+ out-of-fold-scored rows .*; null of [\d,]+; "
-                     r"batch p=[\d.e+-]+ against a level of 1\.0e-03", first_screen)
+    assert re.search(r"compared with: flagged share of the reference\S+ out-of-fold-scored rows .*; measured on "
+                     r"[\d,]+ trusted rows; the batch\S+ p[<=][\d.e+-]+ against a level of 1e-03", first_screen)
     reason = next(r for r in run.document["reasons"] if r["code"] == "flip_fraction_exceeded")
     assert reason["value"] > reason["threshold"]
     assert reason["null"]["p_value"] < reason["null"]["max_p_value"] == 1e-3 and reason["null"]["size"] > 100
