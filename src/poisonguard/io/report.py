@@ -267,7 +267,33 @@ def _charts(run: GateRun) -> str:
         bars.append(f"<line x1='200' x2='200' y1='0' y2='{len(names) * row}' stroke='#111' stroke-dasharray='4 3'/>")
         charts.append(f"<div class='chart'><div><b>drift</b> <small>(distance / threshold; the line is 1; red: "
                       f"drifted)</small></div><svg width='{w}' height='{len(names) * row + 4}'>{''.join(bars)}</svg></div>")
+    pairs = next((r.metrics.get("flip_pairs") for r in run.results if r.check == "label_flips"), None) or []
+    if pairs:
+        charts.append(_flip_matrix(pairs))
     return "<h2>At a glance</h2><div class='charts'>" + "".join(charts) + "</div>" if charts else ""
+
+
+def _flip_matrix(pairs: list[dict[str, Any]], most: int = 10) -> str:
+    """The label-flip matrix: flagged rows by given label (rows) and what they look like (columns),
+    shaded by count; at most ``most`` classes (the busiest)."""
+    totals: dict[str, int] = {}
+    for p in pairs:  # one class order for both axes (the busiest first), so the diagonal is the diagonal
+        for key in ("given", "predicted"):
+            totals[str(p[key])] = totals.get(str(p[key]), 0) + int(p["flagged"])
+    given = looks = sorted(totals, key=lambda c: (-totals[c], c))[:most]
+    counts = {(str(p["given"]), str(p["predicted"])): int(p["flagged"]) for p in pairs}
+    top = max(counts.values(), default=1) or 1
+    head = "".join(f"<th>{escape(c)}</th>" for c in looks)
+    body = []
+    for g in given:
+        cells = []
+        for c in looks:
+            n = counts.get((g, c), 0)
+            shade = f" style='background: rgba(220,38,38,{0.15 + 0.75 * n / top:.2f})'" if n else ""
+            cells.append(f"<td{shade}>{fmt(n) if n else ''}</td>")
+        body.append(f"<tr><th>{escape(g)}</th>{''.join(cells)}</tr>")
+    return ("<div class='chart'><div><b>label flips</b> <small>(flagged rows: given label ↓, looks like →)</small>"
+            f"</div><table class='matrix'><tr><th></th>{head}</tr>{''.join(body)}</table></div>")
 
 
 def _details(run: GateRun) -> str:

@@ -27,6 +27,7 @@ def test_a_blocked_batch_in_a_store_says_why_and_what_to_run_next(store, tmp_pat
                     f"poisonguard promote --store {root} --dataset {dataset} --batch bad"):
         assert command in first_screen, command
     assert "<svg" in html and "label_flips score" in html  # an inline chart, no network
+    assert "<b>label flips</b>" in html and "<table class='matrix'>" in html  # given -> looks like, shaded
     # The batch's scores are drawn against the reference's own (an outline), with the threshold.
     chart = html[html.index("<b>label_flips score</b>"):]
     assert "blue line: reference" in chart[:200] and "<polyline" in chart[:chart.index("</svg>")]
