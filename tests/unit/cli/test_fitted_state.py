@@ -39,7 +39,7 @@ def test_a_warm_run_reuses_every_fit_and_gives_the_same_verdict(tmp_path, files,
         assert f"{check}: fitted on trusted data" in cold_err
         assert f"{check}: taken from the fitted state" in warm_err
     entries = sorted(p.name for p in (tmp_path / "state").iterdir())
-    assert len(entries) == 6  # 4 row checks, the baseline's reference model, the drift noise at this size
+    assert len(entries) == 7  # 4 row checks, the baseline's reference model and its null, the drift noise at this size
     assert all((tmp_path / "state" / e / "manifest.json").exists() for e in entries)
 
 
