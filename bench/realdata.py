@@ -195,6 +195,9 @@ def render(rows: list[dict], meta: dict) -> str:
         missed = sorted({r["dataset"] for r in attacked if r["scenario"] == "flips_10" and r["decision"] != "block"})
         if missed:
             lines += ["", "10% random flips promoted on: " + ", ".join(missed) + "."]
+    qq = meta.get("qq") or []
+    if qq:
+        lines += ["", *qq]
     if errors:
         lines += ["", "Errors: " + "; ".join(f"{r['dataset']} split {r['split']}: {r['error'][:120]}" for r in errors)]
     lines.append(END)
@@ -210,7 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "realdata")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    parser.add_argument("--render", action="store_true",
+                        help="only rewrite the section from the last run's results.jsonl and meta.json")
     args = parser.parse_args(argv)
+    if args.render:
+        rows = [json.loads(line) for line in (args.work / "results.jsonl").read_text().splitlines() if line.strip()]
+        meta = json.loads((args.work / "meta.json").read_text())
+        return _publish(rows, meta, args)
     chosen = [s for s in CORPUS if not args.datasets or f"{s.package}.{s.name}" in args.datasets]
     tasks, datasets = [], {}
     for source in chosen:
@@ -228,7 +237,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[real-data {time.time() - started:5.0f}s] {row['dataset']} split {row['split']} {row['scenario']}: "
                   f"{row['decision']} {' '.join(row.get('reasons', []))}", flush=True)
     (args.work / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    meta = run_stamp() | {"splits": args.splits, "datasets": datasets, "attack_splits": args.attack_splits}
+    meta = run_stamp() | {"splits": args.splits, "datasets": datasets, "attack_splits": args.attack_splits,
+                          "seconds": round(time.time() - started)}
+    (args.work / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return _publish(rows, meta, args)
+
+
+def _publish(rows: list[dict], meta: dict, args: argparse.Namespace) -> int:
+    from bench import qq
+
+    meta = meta | {"qq": qq.write(args.work, ROOT / "bench" / "img" / "realdata-qq.png")}
     section = render(rows, meta)
     write_section(args.results, section)
     print(section)
