@@ -195,6 +195,8 @@ def render(rows: list[dict], meta: dict) -> str:
         missed = sorted({r["dataset"] for r in attacked if r["scenario"] == "flips_10" and r["decision"] != "block"})
         if missed:
             lines += ["", "10% random flips promoted on: " + ", ".join(missed) + "."]
+    if meta.get("note"):
+        lines += ["", meta["note"]]
     qq = meta.get("qq") or []
     if qq:
         lines += ["", *qq]
