@@ -23,9 +23,9 @@ $(STAMP):
 
 setup: $(STAMP)
 
-# One pytest worker per core (pytest-xdist); a file's tests stay on one worker, so what a module
-# fits once (the detection tests' gates, Airflow's migrated home) is fitted once.
-PYTEST_PARALLEL ?= -n auto --dist loadfile
+# One pytest worker per core (pytest-xdist); an idle worker steals queued tests from a busy one
+# (on 2 cores: 8 min 45 s, against 10 min 48 s with a file per worker and ~19 min in one process).
+PYTEST_PARALLEL ?= -n auto --dist worksteal
 
 test: setup
 	$(BIN)/pytest $(PYTEST_PARALLEL)
