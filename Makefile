@@ -24,7 +24,8 @@ $(STAMP):
 setup: $(STAMP)
 
 # One pytest worker per core (pytest-xdist); an idle worker steals queued tests from a busy one
-# (on 2 cores: 8 min 45 s, against 10 min 48 s with a file per worker and ~19 min in one process).
+# (on 2 idle cores: 8 min 45 s to 9 min 51 s, against 10 min 48 s with a file per worker and ~19 min in
+# one process).
 PYTEST_PARALLEL ?= -n auto --dist worksteal
 
 test: setup
