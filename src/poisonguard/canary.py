@@ -25,7 +25,7 @@ import pandas as pd
 from poisonguard.engine.gate import run_gate
 from poisonguard.engine.inputs import GateInputs
 from poisonguard.engine.policy import Policy, load_policy
-from poisonguard.errors import InputError
+from poisonguard.errors import InputError, UsageError
 from poisonguard.io.reading import check_trusted, read_table
 from poisonguard.kernel.context import is_numeric
 from poisonguard.testing import attacks
@@ -194,14 +194,10 @@ def run_canary(reference: str | Path, label: str, *, holdout: str | Path | None 
     chosen = [a for a in ATTACKS if attack_names is None or a.name in attack_names]
     unknown = set(attack_names or ()) - {a.name for a in ATTACKS}
     if unknown:
-        from poisonguard.errors import UsageError
-
         raise UsageError(f"unknown attack(s) {sorted(unknown)}; known: {', '.join(a.name for a in ATTACKS)}.")
     trusted = read_table(reference, role="reference").frame
     check_trusted(trusted, label, id_column)
     if batches_per_split < 1:
-        from poisonguard.errors import UsageError
-
         raise UsageError(f"batches per split must be at least 1. Got {batches_per_split}.")
     n = pseudo_batch_rows(len(trusted), batch_rows)
     held = n * batches_per_split

@@ -66,13 +66,17 @@ _NULL_TEST = ("sign test over the holdout rows the two models disagree on, its c
               "that models trained without pseudo-batches of trusted rows show")
 
 
+def _lost_gained(correct_before: np.ndarray, correct_after: np.ndarray) -> tuple[int, int]:
+    """Rows the second model gets wrong that the first got right, and the other way round."""
+    return int(np.sum(correct_before & ~correct_after)), int(np.sum(~correct_before & correct_after))
+
+
 def _drop(correct_before: np.ndarray, correct_after: np.ndarray, dispersion: float = 1.0) -> tuple[float, float]:
     """Accuracy drop and the sign-test p-value that the second model is worse, on the same rows,
     with the counts divided by ``dispersion`` (quasi-binomial; 1 is the exact sign test)."""
     from scipy.special import betainc
 
-    lost = int(np.sum(correct_before & ~correct_after))
-    gained = int(np.sum(~correct_before & correct_after))
+    lost, gained = _lost_gained(correct_before, correct_after)
     drop = (lost - gained) / max(len(correct_before), 1)
     if lost <= gained:
         return drop, 1.0
@@ -84,8 +88,7 @@ def _drop(correct_before: np.ndarray, correct_after: np.ndarray, dispersion: flo
 
 def _z(correct_before: np.ndarray, correct_after: np.ndarray) -> float | None:
     """The sign test's z-score of a drop (None when the models agree on every row)."""
-    lost = int(np.sum(correct_before & ~correct_after))
-    gained = int(np.sum(~correct_before & correct_after))
+    lost, gained = _lost_gained(correct_before, correct_after)
     return (lost - gained) / np.sqrt(lost + gained) if lost + gained else None
 
 

@@ -158,7 +158,13 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
     exceeded, p_value = rate_exceeds(count, n, natural_dup, reference_n=fitted.meta["trusted_rows"],
                                      min_excess_fraction=spec.min_excess_fraction, max_p_value=spec.max_p_value)
     # The same count against pseudo-batches of trusted rows; the batch must be unusual for both.
-    null_counts, null_n = null_repeats(fitted, n, spec.null_batches, ctx.seed)
+    # Trusted data and the batch's size decide them: kept in the fitted state.
+    def null() -> Fitted:
+        counts, size = null_repeats(fitted, n, spec.null_batches, ctx.seed)
+        return Fitted({"rows": size}, {"counts": counts})
+
+    kept = ctx.persisted("provenance.null", (spec.fit_parameters(), n), null)
+    null_counts, null_n = kept.arrays["counts"], int(kept.meta["rows"])
     null_p = pseudo_batch_p_value(count, n, null_counts, null_n) if len(null_counts) else p_value
     p_value = max(p_value, null_p)
     exceeded = exceeded and p_value < spec.max_p_value

@@ -42,6 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _canary(args: argparse.Namespace) -> int:
     from poisonguard.canary import run_canary
+    from poisonguard.cli.store import default_policy, open_store
 
     if args.splits < 1:
         raise UsageError(f"--splits must be at least 1. Got {args.splits}.")
@@ -49,13 +50,9 @@ def _canary(args: argparse.Namespace) -> int:
         raise UsageError("pass either --dataset NAME (a dataset store) or --reference PATH --label COLUMN.")
     policy = args.policy
     if args.dataset:
-        from poisonguard.settings import signing_key, store_root
-        from poisonguard.store.dataset import DatasetStore
-
-        store = DatasetStore(store_root(args.store), args.dataset, key=signing_key())
+        store = open_store(args)
         reference, label, holdout, name = store.reference_path(), store.label, store.holdout_path, args.dataset
-        if policy is None and (Path("checks") / f"{args.dataset}.yml").exists():
-            policy = str(Path("checks") / f"{args.dataset}.yml")
+        policy = default_policy(args)
     else:
         if not args.label:
             raise UsageError("--reference needs --label COLUMN.")

@@ -15,7 +15,8 @@ from poisonguard.errors import LedgerTampered, UsageError
 EXIT_TAMPERED = LedgerTampered.exit_code
 
 
-def _store(args: argparse.Namespace):
+def open_store(args: argparse.Namespace):
+    """The dataset store ``--store``/``--dataset`` name, opened with the configured signing key."""
     from poisonguard.settings import signing_key, store_root
     from poisonguard.store.dataset import DatasetStore
 
@@ -159,7 +160,7 @@ def _store_init(args: argparse.Namespace) -> int:
 
 
 def _store_status(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = open_store(args)
     promoted = store.promoted()
     n, head = store.ledger.head()
     data = {"dataset": store.dataset, "path": str(store.path), "info": store.info, "ledger_records": n,
@@ -172,7 +173,8 @@ def _store_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _default_policy(args: argparse.Namespace) -> str | None:
+def default_policy(args: argparse.Namespace) -> str | None:
+    """``--policy``, else ``checks/<dataset>.yml`` when it exists, else ``None`` (the defaults)."""
     if getattr(args, "policy", None):
         return str(args.policy)
     candidate = Path("checks") / f"{args.dataset}.yml"
@@ -182,8 +184,8 @@ def _default_policy(args: argparse.Namespace) -> str | None:
 def _gate(args: argparse.Namespace) -> int:
     from poisonguard.workflows import gate_batch
 
-    store = _store(args)
-    run, promotion = gate_batch(store, args.incoming, args.batch, actor=_actor(args), policy=_default_policy(args),
+    store = open_store(args)
+    run, promotion = gate_batch(store, args.incoming, args.batch, actor=_actor(args), policy=default_policy(args),
                                 promote=not args.no_promote, key=args.key, lock_timeout=args.lock_timeout,
                                 progress=None if not args.quiet else (lambda _: None), csv_format=csv_format(args))
     v = run.verdict
@@ -196,7 +198,7 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = open_store(args)
     out = args.out or store.latest_gate(args.batch).body["run_dir"]
     promotion = store.promote(out, args.batch, _actor(args), key=args.key)
     print(f"PROMOTED: batch {args.batch}: {promotion.clean_rows} clean rows into '{store.dataset}'"
@@ -205,7 +207,7 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _review(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = open_store(args)
     record = store.record_review(args.batch, approved=args.approved, reviewer=args.reviewer, reason=args.reason,
                                  actor=_actor(args))
     body = record.body
@@ -226,7 +228,7 @@ def _ledger(args: argparse.Namespace):
         return Ledger(Path(args.ledger), signing_key())
     if not args.dataset:
         raise UsageError("pass --dataset NAME (with --store or $POISONGUARD_STORE) or --ledger FILE.")
-    return _store(args).ledger
+    return open_store(args).ledger
 
 
 def _ledger_verify(args: argparse.Namespace) -> int:
@@ -269,7 +271,7 @@ def _ledger_show(args: argparse.Namespace) -> int:
 def _q_list(args: argparse.Namespace) -> int:
     from poisonguard.store import quarantine
 
-    rows = quarantine.summary(_store(args))
+    rows = quarantine.summary(open_store(args))
     human = "\n".join(f"{r['batch']}: {r['decision']}, {r['held']} held of {r['quarantined']} quarantined "
                       f"({r['released']} released, {r['rejected']} rejected); reasons {r['reasons']}"
                       for r in rows) or "nothing quarantined"
@@ -280,7 +282,7 @@ def _q_list(args: argparse.Namespace) -> int:
 def _q_show(args: argparse.Namespace) -> int:
     from poisonguard.store import quarantine
 
-    frame = quarantine.held(_store(args), args.batch)
+    frame = quarantine.held(open_store(args), args.batch)
     if getattr(args, "json", False):
         print(frame.to_json(orient="records"))
     else:
@@ -291,8 +293,8 @@ def _q_show(args: argparse.Namespace) -> int:
 def _q_release(args: argparse.Namespace) -> int:
     from poisonguard.workflows import release
 
-    out = release(_store(args), args.batch, _rows(args.rows), reviewer=args.reviewer, reason=args.reason,
-                             actor=_actor(args), policy=_default_policy(args))
+    out = release(open_store(args), args.batch, _rows(args.rows), reviewer=args.reviewer, reason=args.reason,
+                             actor=_actor(args), policy=default_policy(args))
     _print(args, f"released {len(out['rows'])} row(s) of {args.batch} as {out['release_batch']}: "
            f"{out['decision']}; promoted {out['promoted_rows']}, still held {out['still_held']}", out)
     return 0
@@ -301,7 +303,7 @@ def _q_release(args: argparse.Namespace) -> int:
 def _q_reject(args: argparse.Namespace) -> int:
     from poisonguard.store import quarantine
 
-    record = quarantine.reject(_store(args), args.batch, _rows(args.rows), reviewer=args.reviewer, reason=args.reason,
+    record = quarantine.reject(open_store(args), args.batch, _rows(args.rows), reviewer=args.reviewer, reason=args.reason,
                                actor=_actor(args))
     _print(args, f"rejected {len(record.body['rows'])} row(s) of {args.batch} (ledger record {record.seq})",
            record.to_dict())

@@ -39,7 +39,8 @@ def test_a_warm_run_reuses_every_fit_and_gives_the_same_verdict(tmp_path, files,
         assert f"{check}: fitted on trusted data" in cold_err
         assert f"{check}: taken from the fitted state" in warm_err
     entries = sorted(p.name for p in (tmp_path / "state").iterdir())
-    assert len(entries) == 7  # 4 row checks, the baseline's reference model and its null, the drift noise at this size
+    # 4 row checks, provenance's null and the baseline's reference model and null at this size, the drift noise
+    assert len(entries) == 8
     assert all((tmp_path / "state" / e / "manifest.json").exists() for e in entries)
 
 
@@ -82,7 +83,7 @@ def test_a_store_keeps_its_state_and_refuses_a_damaged_one_when_signed(tmp_path,
     first, _ = gate_batch(store, batch_file(tmp_path, "b1", seed=5), "b1", actor=actor, policy=fast_policy,
                           promote=False, key="2026-01-01")
     built = sorted(p.name for p in store.state_dir.iterdir())
-    assert len(built) == 4
+    assert len(built) == 5  # the 4 row checks and provenance's null at this batch size
     again, _ = gate_batch(store, batch_file(tmp_path, "b2", seed=6), "b2", actor=actor, policy=fast_policy,
                           promote=False, key="2026-01-01")
     assert sorted(p.name for p in store.state_dir.iterdir()) == built  # same reference: nothing new
