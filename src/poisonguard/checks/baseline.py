@@ -17,7 +17,8 @@ the test's dispersion. A batch's lost and gained rows are divided by it before t
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -143,11 +144,11 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
                        "models": spec.null_models, "rows": null_rows, "z_scores": len(seen)})
 
     dispersion = 1.0
-    null_meta: dict[str, object] = {"models": 0}
+    null_meta: Mapping[str, Any] = {"models": 0}
     if spec.null_models and len(y_ref) >= 8:
         null_meta = ctx.persisted("baseline.null", (spec.model, spec.null_models, null_rows, spec.min_class_rows),
                                   null).meta
-        dispersion = float(null_meta["dispersion"])  # type: ignore[arg-type]
+        dispersion = float(null_meta["dispersion"])
     for name, keep in (("clean", is_clean), ("raw", np.ones(len(usable), dtype=bool))):
         if name == "raw" and is_clean.all():  # the same training rows: the same model
             correct["raw"] = correct["clean"]

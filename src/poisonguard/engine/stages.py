@@ -103,7 +103,7 @@ def prepare(inputs: GateInputs, *, work_dir: str | Path) -> dict[str, Any]:
     sources |= {"golden": gold_t.files} if gold_t else {}
     sources = {k: tuple(p.resolve() for p in v) for k, v in sources.items()}  # promotion re-reads them from anywhere
     # The identity of the trusted inputs: the fitted state is keyed by it (and by each check's spec).
-    trusted = {"reference": hash_files(ref_t.files), "holdout": hash_files(hold_t.files) if hold_t else None,
+    trusted: dict[str, Any] = {"reference": hash_files(ref_t.files), "holdout": hash_files(hold_t.files) if hold_t else None,
                "golden": hash_files(gold_t.files) if gold_t else None, "label": label, "id_column": id_column,
                "columns": columns, "seed": policy.seed,
                "holdout_fraction": None if hold_t else policy.holdout_fraction}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,7 +118,7 @@ def _why(run: GateRun) -> str:
     return "<h2>Why it was blocked</h2><ul class='why'>" + "".join(items) + "</ul>"
 
 
-def _null_text(null: dict) -> str:
+def _null_text(null: Mapping[str, Any]) -> str:
     """What a blocking test compared the batch with, in one line: how unusual the batch is."""
     p = null.get("p_value")
     level = null.get("max_p_value")

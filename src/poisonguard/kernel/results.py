@@ -74,7 +74,7 @@ class Finding:
                    clean_json(dict(null)) if null is not None else None)
 
     def to_dict(self) -> dict[str, Any]:
-        d = {
+        d: dict[str, Any] = {
             "check": self.check,
             "code": self.code,
             "message": self.message,
