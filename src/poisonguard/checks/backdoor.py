@@ -97,8 +97,11 @@ def judge_pattern(pattern: dict, frame: pd.DataFrame, ctx: GateContext, spec: Sp
     """The pattern as a backdoor (with its label, purity, lift, p-value), or None when it is not one.
 
     It is one when (1) the rows carrying every value of the trigger at once are far beyond
-    chance — a Poisson tail at the rate the reference gives the values, taken as independent —
-    and (2) its rows almost all carry one label that the reference does not tie to those values.
+    chance — a Poisson tail at the rate the reference gives the values: the larger of the product
+    of their own rates (values that trusted data holds but never together) and the rate at which
+    they occur together there (columns that depend on each other, e.g. a plan and its fee, share
+    their rows, so the product would understate it) — and (2) its
+    rows almost all carry one label that the reference does not tie to those values.
     """
     from scipy.stats import poisson
 
@@ -110,6 +113,7 @@ def judge_pattern(pattern: dict, frame: pd.DataFrame, ctx: GateContext, spec: Sp
         joint &= (_value_keys(frame[col]) == value).to_numpy()
         ref_joint &= (_value_keys(ctx.reference[col]) == value).to_numpy()
         rate *= (pattern["reference_counts"][col] + 1) / (n_ref + 1)
+    rate = max(rate, int(ref_joint.sum()) / max(n_ref, 1))
     k = int(joint.sum())
     p_value = float(poisson.sf(k - 1, n * rate)) if k else 1.0
     if p_value >= spec.max_p_value:
