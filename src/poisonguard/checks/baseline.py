@@ -27,7 +27,7 @@ from pydantic import Field
 from poisonguard.kernel.context import GateContext
 from poisonguard.kernel.models import classifier
 from poisonguard.kernel.parts import Fitted
-from poisonguard.kernel.results import CheckResult, Finding, Severity, null_of
+from poisonguard.kernel.results import UNCALIBRATED, CheckResult, Finding, Severity, null_of, uncalibrated
 from poisonguard.kernel.spec import CheckSpec
 from poisonguard.kernel.stats import p_text, rate_excess_p_value
 
@@ -39,6 +39,7 @@ CODES: dict[str, Severity] = {
     "class_recall_drop": Severity.BLOCK,
     "raw_batch_harm": Severity.WARN,
     "holdout_too_small": Severity.WARN,
+    UNCALIBRATED: Severity.WARN,
 }
 
 
@@ -195,4 +196,10 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
                 threshold=spec.max_class_recall_drop,
                 null=null_of(_NULL_TEST, int(in_class.sum()), c_p, spec.max_p_value / judged, dispersion=dispersion)))
     metrics["per_class"] = per_class
+    if spec.null_models:
+        note = uncalibrated(NAME, "the accuracy-drop test", int(null_meta.get("rows", 0)), len(usable), len(y_ref),
+                            "its dispersion comes from models trained without fewer rows than the batch adds, so it "
+                            "may read training noise as harm" if null_meta.get("rows") else
+                            "it is the plain sign test, which may read training noise as harm")
+        findings += [note] if note else []
     return CheckResult(NAME, tuple(findings), metrics)

@@ -22,7 +22,7 @@ from pydantic import Field
 from poisonguard.kernel.context import GateContext, is_numeric, label_strings
 from poisonguard.kernel.imports import quiet_import
 from poisonguard.kernel.parts import Fitted
-from poisonguard.kernel.results import CheckResult, Finding, Severity
+from poisonguard.kernel.results import UNCALIBRATED, CheckResult, Finding, Severity, uncalibrated
 from poisonguard.kernel.spec import CheckSpec
 
 NAME = "drift"
@@ -32,6 +32,7 @@ CODES: dict[str, Severity] = {
     "column_drift": Severity.WARN,
     "drifted_column_fraction_exceeded": Severity.BLOCK,
     "label_drift": Severity.BLOCK,
+    UNCALIBRATED: Severity.WARN,
 }
 NUMERIC_METHOD = "wasserstein"
 CATEGORICAL_METHOD = "jensenshannon"
@@ -211,6 +212,10 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
             f"(batch shares {batch_share})", [], value=label["score"], threshold=label["threshold"],
             null=dict(fitted.meta["label_null"], test="Jensen-Shannon distance between pseudo-batches of reference "
                       "labels and the rest; the threshold is its upper false_block_rate quantile")))
+    note = uncalibrated(NAME, "the drift test", min(len(cur), len(ref) // 2), len(cur), len(ctx.reference),
+                        "they come from smaller pseudo-batches, whose distances are larger: the test may miss drift "
+                        "but does not block more often")
+    findings += [note] if note else []
     artifacts: tuple[str, ...] = ()
     if ctx.out_dir is not None and spec.html_report and columns:
         ctx.out_dir.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from pydantic import Field
 from poisonguard.kernel.context import GateContext
 from poisonguard.kernel.hashing import canonical_block, hash_files, row_keys, rows_root, schema_fingerprint
 from poisonguard.kernel.parts import Fitted, PartScores
-from poisonguard.kernel.results import CheckResult, Finding, Severity, null_of
+from poisonguard.kernel.results import UNCALIBRATED, CheckResult, Finding, Severity, null_of, uncalibrated
 from poisonguard.kernel.spec import CheckSpec
 from poisonguard.kernel.stats import p_text, pseudo_batch_p_value, rate_exceeds
 
@@ -25,6 +25,7 @@ CODES: dict[str, Severity] = {
     "replayed_row": Severity.QUARANTINE,
     "replay_label_conflict": Severity.QUARANTINE,
     "duplicate_fraction_exceeded": Severity.BLOCK,
+    UNCALIBRATED: Severity.WARN,
 }
 
 
@@ -176,6 +177,12 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
             null=null_of("repeats in pseudo-batches of trusted rows counted as a batch's are (moment-matched "
                          "beta-binomial), and the reference's own repeat rate", len(null_counts), p_value,
                          spec.max_p_value, rows=null_n)))
+    if spec.null_batches:
+        note = uncalibrated(NAME, "the repeated-rows test", null_n if len(null_counts) else 0, n,
+                            int(fitted.meta["trusted_rows"]),
+                            "its pseudo-batch null is extrapolated to the batch's size (beta-binomial) and the test "
+                            "against the reference's own repeat rate still applies")
+        findings += [note] if note else []
     scores_out = np.where(conflict, 1.0, np.where(dup | replay, 0.5, 0.0))
     metrics = {
         "duplicate_rows": int(dup.sum()),

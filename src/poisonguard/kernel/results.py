@@ -107,6 +107,23 @@ def null_of(test: str, size: int, p_value: float, max_p_value: float, **more: An
     return {"test": test, "size": int(size), "p_value": float(p_value), "max_p_value": float(max_p_value), **more}
 
 
+UNCALIBRATED = "uncalibrated"  # the finding code (warn) of a test whose null is smaller than the batch
+
+
+def uncalibrated(check: str, test: str, null_rows: int, batch_rows: int, reference_rows: int,
+                 fallback: str) -> Finding | None:
+    """A warning that ``test`` could not be calibrated at the batch's size — its pseudo-batches
+    of trusted rows hold ``null_rows`` rows, fewer than the batch's — and what it does instead
+    (``fallback``); ``None`` when it could."""
+    if null_rows >= batch_rows:
+        return None
+    drawn = f"pseudo-batches of {null_rows:,} rows" if null_rows > 0 else "no pseudo-batch"
+    return Finding.at_rows(check, UNCALIBRATED,
+        f"{test} is not calibrated at this batch's size: {reference_rows:,} trusted rows give {drawn}, the batch "
+        f"has {batch_rows:,}; {fallback}. A larger reference (or smaller batches) calibrates it", [],
+        value=null_rows, threshold=batch_rows)
+
+
 def _num(x: Any) -> float | None:
     if x is None:
         return None
