@@ -35,12 +35,21 @@ RUNTIME_DEFAULTS: dict[str, str] = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "
                                     "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
+_POOLS_LIMITED = False
+
+
 def disable_telemetry() -> None:
     """Set every telemetry switch to off, and the runtime defaults, in this process (and so in
     its children). If NumPy or scikit-learn was loaded before this was called (its thread pools
     read the environment then), the pools are limited to the configured thread counts directly."""
+    global _POOLS_LIMITED
     for key, value in (TELEMETRY_OFF | RUNTIME_DEFAULTS).items():
         os.environ.setdefault(key, value)
+    # Once per process: a pool loaded after the first call reads the environment set above, and
+    # threadpoolctl scans every loaded library each time (~4 ms; the gate calls this ~90 times).
+    if _POOLS_LIMITED:
+        return
+    _POOLS_LIMITED = True
     if "numpy" in sys.modules or "sklearn" in sys.modules:
         from threadpoolctl import threadpool_limits
 
