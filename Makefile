@@ -24,8 +24,8 @@ $(STAMP):
 setup: $(STAMP)
 
 # One pytest worker per core (pytest-xdist); an idle worker steals queued tests from a busy one
-# (on 2 idle cores: 8 min 45 s to 9 min 51 s, against 10 min 48 s with a file per worker and ~19 min in
-# one process).
+# (on 2 idle cores, a fresh clone: 7 min 10 s; 10 min 48 s with a file per worker, ~19 min in one
+# process, before one OpenMP thread per process and drift scores without Evidently's plots).
 PYTEST_PARALLEL ?= -n auto --dist worksteal
 
 test: setup
