@@ -107,6 +107,8 @@ def stamp(frame: pd.DataFrame, trigger: dict[str, object], rows: np.ndarray | No
     out = frame.reset_index(drop=True).copy()
     idx = np.arange(len(out)) if rows is None else rows
     for c, v in trigger.items():
+        if pd.api.types.is_integer_dtype(out[c]) and isinstance(v, float) and not float(v).is_integer():
+            out[c] = out[c].astype("float64")  # a fractional trigger on a column of whole numbers
         out.loc[idx, c] = v
     return out
 
