@@ -100,8 +100,8 @@ def judge_pattern(pattern: dict, frame: pd.DataFrame, ctx: GateContext, spec: Sp
     chance — a Poisson tail at the rate the reference gives the values: the larger of the product
     of their own rates (values that trusted data holds but never together) and the rate at which
     they occur together there (columns that depend on each other, e.g. a plan and its fee, share
-    their rows, so the product would understate it) — and (2) its
-    rows almost all carry one label that the reference does not tie to those values.
+    their rows, so the product would understate it) — and (2) its rows almost all carry one
+    label that the reference does not tie to those values.
     """
     from scipy.stats import poisson
 

@@ -15,10 +15,9 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from poisonguard.checks.drift import CATEGORICAL_METHOD, NUMERIC_METHOD, _prepared, _sample, _stattest, noise_threshold
+from poisonguard.checks.drift import CATEGORICAL_METHOD, NUMERIC_METHOD, _distance, _prepared, _sample, noise_threshold
 from poisonguard.kernel.context import GateContext, is_numeric, label_strings
 from poisonguard.kernel.hashing import canonical_block, row_keys
-from poisonguard.kernel.imports import quiet_import
 from poisonguard.kernel.results import CheckResult, Finding, Severity, null_of
 from poisonguard.kernel.spec import CheckSpec
 from poisonguard.kernel.stats import p_text
@@ -113,7 +112,6 @@ def _column_drift(golden: pd.DataFrame, cumulative: pd.DataFrame, spec: Spec,
     categorical = [c for c in features if c not in numeric]
     cur = _prepared(_sample(cumulative, spec.max_rows, ctx.seed), numeric, categorical)
     ref = _prepared(_sample(golden, spec.max_rows, ctx.seed + 1), numeric, categorical)
-    column_type = quiet_import("evidently.legacy.core").ColumnType
     rng = np.random.default_rng(ctx.seed)
     out: dict[str, dict] = {}
     for c in numeric + categorical:
@@ -121,8 +119,7 @@ def _column_drift(golden: pd.DataFrame, cumulative: pd.DataFrame, spec: Spec,
             continue
         is_num = c in numeric
         threshold = noise_threshold(ref[c], len(cur), is_num, spec.min_column_threshold, spec, rng)  # type: ignore[arg-type]
-        kind = column_type.Numerical if is_num else column_type.Categorical
-        score = float(_stattest(is_num)(ref[c].dropna(), cur[c].dropna(), kind, threshold).drift_score)
+        score = _distance(ref[c].dropna(), cur[c].dropna(), is_num, threshold)
         out[c] = {"method": NUMERIC_METHOD if is_num else CATEGORICAL_METHOD, "score": score,
                   "threshold": threshold, "drifted": score >= threshold}
     return out, sum(v["drifted"] for v in out.values()) / max(len(out), 1)

@@ -13,6 +13,8 @@ the reference; its threshold is the quantile that only ``label_false_block_rate`
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -57,17 +59,30 @@ class Spec(CheckSpec):
     html_report: bool = Field(True, description="Save Evidently's HTML report as drift.html beside report.html.")
 
 
-def _stattest(numeric: bool):
+def _distance(reference: pd.Series, current: pd.Series, numeric: bool, threshold: float) -> float:
+    """Evidently's drift score of one column (its normed Wasserstein or Jensen-Shannon test),
+    reference first, on values without missing ones."""
     stattests = quiet_import("evidently.legacy.calculations.stattests")
-    return stattests.wasserstein_stat_test if numeric else stattests.jensenshannon_stat_test
+    column_type = quiet_import("evidently.legacy.core").ColumnType
+    test = stattests.wasserstein_stat_test if numeric else stattests.jensenshannon_stat_test
+    return float(test(reference, current, column_type.Numerical if numeric else column_type.Categorical,
+                      threshold).drift_score)
+
+
+@contextmanager
+def _evidently_quiet() -> Iterator[None]:
+    """Evidently calls pandas/numpy APIs that emit FutureWarning/RuntimeWarning on some inputs
+    (e.g. constant columns); they change neither the scores nor the report."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
 
 
 def noise_threshold(reference: pd.Series, n_batch: int, numeric: bool, floor: float, spec: Spec,
                     rng: np.random.Generator) -> float:
     """The drift threshold for one column: max(floor, margin x the largest distance Evidently's
     test gives between two disjoint reference parts, one of the batch's size)."""
-    column_type = quiet_import("evidently.legacy.core").ColumnType
-    test, kind = _stattest(numeric), column_type.Numerical if numeric else column_type.Categorical
     values = reference.dropna().reset_index(drop=True)
     m = min(n_batch, len(values) // 2)
     if m < 2:
@@ -76,7 +91,7 @@ def noise_threshold(reference: pd.Series, n_batch: int, numeric: bool, floor: fl
     for _ in range(spec.noise_draws):
         perm = rng.permutation(len(values))
         part, rest = values.iloc[perm[:m]], values.iloc[perm[m:]]
-        worst = max(worst, float(test(rest, part, kind, floor).drift_score))
+        worst = max(worst, _distance(rest, part, numeric, floor))
     return max(floor, spec.noise_margin * worst)
 
 
@@ -129,19 +144,11 @@ def column_scores(cur: pd.DataFrame, ref: pd.DataFrame, columns: list[str], nume
     """Each column's drift score as Evidently's ``ValueDrift`` metric computes it (its own stat
     test on the column without missing and infinite values, reference first), without building
     the metric's plots, which cost ~85% of a ``Report.run``; the verdict needs only the scores."""
-    kind = quiet_import("evidently.legacy.core").ColumnType
-    scores = {}
-    with warnings.catch_warnings():
-        # Evidently's tests call pandas/numpy APIs that emit FutureWarning/RuntimeWarning on some
-        # inputs (e.g. constant columns); they do not change the scores.
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        for c in columns:
-            is_num = c in numeric
-            r, b = (s[c].replace([np.inf, -np.inf], np.nan).dropna() for s in (ref, cur))
-            test = _stattest(is_num)
-            scores[c] = float(test(r, b, kind.Numerical if is_num else kind.Categorical, thresholds[c]).drift_score)
-    return scores
+    def finite(side: pd.DataFrame, c: str) -> pd.Series:
+        return side[c].replace([np.inf, -np.inf], np.nan).dropna()
+
+    with _evidently_quiet():
+        return {c: _distance(finite(ref, c), finite(cur, c), c in numeric, thresholds[c]) for c in columns}
 
 
 def save_html(path: Any, cur: pd.DataFrame, ref: pd.DataFrame, columns: list[str], numeric: list[str],
@@ -154,9 +161,7 @@ def save_html(path: Any, cur: pd.DataFrame, ref: pd.DataFrame, columns: list[str
                                 threshold=thresholds[c]) for c in columns])
     definition = DataDefinition(numerical_columns=[c for c in numeric if c in columns],
                                 categorical_columns=[c for c in categorical if c in columns])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", RuntimeWarning)
+    with _evidently_quiet():
         snapshot = report.run(current_data=Dataset.from_pandas(cur, data_definition=definition),
                               reference_data=Dataset.from_pandas(ref, data_definition=definition))
     snapshot.save_html(str(path))
