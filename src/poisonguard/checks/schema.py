@@ -269,24 +269,55 @@ def _rule_from_dict(d: dict[str, Any]) -> Rule:
 
 
 def fit(spec: Spec, ctx: GateContext) -> Fitted:
-    """The effective rule of every column: the policy's where given, inferred from the reference."""
-    return Fitted({"rules": [_rule_to_dict(r) for r in infer_rules(ctx.reference, ctx.label, spec, ctx.id_column)]})
+    """The effective rule of every column (the policy's where given, inferred from the reference)
+    and their Great Expectations suite as ``schema_suite.json`` holds it."""
+    rules = infer_rules(ctx.reference, ctx.label, spec, ctx.id_column)
+    return Fitted({"rules": [_rule_to_dict(r) for r in rules], "suite": suite_json(rules)})
+
+
+def suite_json(rules: list[Rule]) -> str:
+    """The text of ``schema_suite.json``: the full suite of ``rules``, ready to reuse in GX."""
+    gx_context()  # GX builds suites inside an active context
+    return json.dumps(build_suite(rules).to_json_dict(), indent=2, sort_keys=True, default=str) + "\n"
 
 
 def score(frame: pd.DataFrame, fitted: Fitted, spec: Spec, ctx: GateContext) -> PartScores:
-    """Validate one part of the batch with Great Expectations.
+    """Validate one part of the batch against the Great Expectations suite (compiled; GX itself
+    confirms every part where a row fails).
 
     Per row: ``failures``, the number of row-level expectations it breaks (the higher, the more
     suspicious). Positions: the rows breaking each ``<code>:<column>`` expectation. Counts: the
     missing values per column (``nulls:<column>``) and values of the wrong type
     (``wrong_type:<column>``)."""
-    rules = [_rule_from_dict(d) for d in fitted.meta["rules"]]
     n = len(frame)
-    checked: list[Rule] = []
     counts: dict[str, float] = {}
     positions: dict[str, np.ndarray] = {}
-    # A shallow copy with GX-friendly columns: numbers as float64 (GX's vectorised range check only
-    # takes int64/float64), categories as text, row labels = positions.
+    view, checked = prepared(frame, [_rule_from_dict(d) for d in fitted.meta["rules"]], counts, positions)
+    outcomes = compiled_outcomes(view, checked)
+    if any(len(rows) for code, _, rows in outcomes if code != "null_fraction_exceeded"):
+        # Great Expectations is the authority on every row the schema quarantines: a part with a
+        # failing row is validated by GX itself, which must agree with the compiled suite.
+        confirmed = gx_outcomes(pd.DataFrame(view, index=pd.RangeIndex(n)), checked)
+        if _differ(confirmed, outcomes):
+            raise RuntimeError("the compiled schema suite and Great Expectations disagree on this batch; please "
+                               "report it with the batch's schema_suite.json")
+    failures = np.zeros(n)
+    for code, column, rows in outcomes:
+        if code == "null_fraction_exceeded":
+            counts[f"nulls:{column}"] = float(len(rows))
+        elif len(rows):
+            failures[rows] += 1
+            positions[f"{code}:{column}"] = rows
+    return PartScores(n, {"failures": failures}, positions, counts)
+
+
+def prepared(frame: pd.DataFrame, rules: list[Rule], counts: dict[str, float],
+             positions: dict[str, np.ndarray]) -> tuple[dict[str, Any], list[Rule]]:
+    """The columns of ``frame`` as the suite is evaluated on them, and the rules checked there:
+    numbers as float64 (GX's vectorised range check only takes int64/float64), categories as
+    text; a column of the wrong type family is counted in ``counts``/``positions`` and only
+    checked for missing values."""
+    checked: list[Rule] = []
     view: dict[str, Any] = {}
     for r in rules:
         column = frame[r.column]
@@ -305,24 +336,57 @@ def score(frame: pd.DataFrame, fitted: Fitted, spec: Spec, ctx: GateContext) -> 
         else:
             view[r.column] = as_text(column).to_numpy()
         checked.append(r)
+    return view, checked
 
-    failures = np.zeros(n)
+
+Outcome = tuple[str, str, np.ndarray]  # (code, column, positions of the rows breaking the expectation)
+
+
+def _differ(a: list[Outcome], b: list[Outcome]) -> bool:
+    return len(a) != len(b) or any(x[:2] != y[:2] or not np.array_equal(x[2], y[2]) for x, y in zip(a, b, strict=True))
+
+
+def compiled_outcomes(view: dict[str, Any], rules: list[Rule]) -> list[Outcome]:
+    """The suite :func:`build_suite` makes from ``rules``, evaluated vectorised on ``view`` (numeric
+    columns as float64 with NaN for missing, categorical ones as text with None), in suite order:
+    what GX's not-null, between (inclusive, missing values not counted) and in-set expectations
+    report as unexpected. Held equal to :func:`gx_outcomes` by tests; it skips GX's ~2 s import
+    and its per-row Python work on the batches where nothing fails."""
+    out: list[Outcome] = []
+    for r in rules:
+        values = view[r.column]
+        missing = pd.isna(values)
+        if r.max_null_fraction == 0:
+            out.append(("missing_label" if r.is_label else "unexpected_null", r.column, np.flatnonzero(missing)))
+        elif r.max_null_fraction < 1:
+            out.append(("null_fraction_exceeded", r.column, np.flatnonzero(missing)))
+        if r.kind == "numeric" and (r.min is not None or r.max is not None):
+            with np.errstate(invalid="ignore"):
+                outside = ((values < r.min) if r.min is not None else False) | \
+                          ((values > r.max) if r.max is not None else False)
+            out.append(("out_of_range", r.column, np.flatnonzero(outside & ~missing)))
+        if r.allowed is not None:
+            known = pd.Series(values, dtype="object").isin(r.allowed).to_numpy()
+            out.append(("unknown_label" if r.is_label else "unexpected_category", r.column,
+                        np.flatnonzero(~known & ~missing)))
+    return out
+
+
+def gx_outcomes(frame: pd.DataFrame, rules: list[Rule]) -> list[Outcome]:
+    """Great Expectations' own validation of :func:`build_suite` (``rules``) on ``frame``, in the
+    shape of :func:`compiled_outcomes`."""
+    if not len(frame):
+        return compiled_outcomes({c: frame[c].to_numpy() for c in frame.columns}, rules)
     context = gx_context()  # before the suite: GX builds suites inside an active context
-    results = validate(pd.DataFrame(view, index=pd.RangeIndex(n)), build_suite(checked), context) if n else []
-    for res in results:
+    out: list[Outcome] = []
+    for res in validate(frame, build_suite(rules), context):
         cfg = res.expectation_config
         code, column = cfg.meta["code"], cfg.kwargs["column"]
         error = _raised(res)
         if error is not None:
             raise RuntimeError(f"GX could not evaluate {cfg.type} on column '{column}': {error}")
-        rows = np.asarray(res.result.get("unexpected_index_list") or [], dtype=np.int64)
-        if code == "null_fraction_exceeded":
-            counts[f"nulls:{column}"] = float(res.result.get("unexpected_count") or 0)
-            continue
-        if len(rows):
-            failures[rows] += 1
-            positions[f"{code}:{column}"] = rows
-    return PartScores(n, {"failures": failures}, positions, counts)
+        out.append((code, column, np.asarray(res.result.get("unexpected_index_list") or [], dtype=np.int64)))
+    return out
 
 
 def _wrong_type_rows(rule: Rule, column: pd.Series) -> np.ndarray | None:
@@ -384,10 +448,8 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
     artifacts: tuple[str, ...] = ()
     if ctx.out_dir is not None:
         # The full schema (also for columns of the wrong type), ready to reuse as a GX suite.
-        gx_context()
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
-        (ctx.out_dir / SUITE_FILE).write_text(
-            json.dumps(build_suite(list(rules.values())).to_json_dict(), indent=2, sort_keys=True, default=str) + "\n")
+        (ctx.out_dir / SUITE_FILE).write_text(fitted.meta.get("suite") or suite_json(list(rules.values())))
         artifacts = (SUITE_FILE,)
     metrics = {
         "suite_source": "policy+inferred" if spec.columns else "inferred",
