@@ -119,7 +119,7 @@ def _column_drift(golden: pd.DataFrame, cumulative: pd.DataFrame, spec: Spec,
             continue
         is_num = c in numeric
         threshold = noise_threshold(ref[c], len(cur), is_num, spec.min_column_threshold, spec, rng)  # type: ignore[arg-type]
-        score = _distance(ref[c].dropna(), cur[c].dropna(), is_num, threshold)
+        score = _distance(ref[c].dropna(), cur[c].dropna(), is_num)
         out[c] = {"method": NUMERIC_METHOD if is_num else CATEGORICAL_METHOD, "score": score,
                   "threshold": threshold, "drifted": score >= threshold}
     return out, sum(v["drifted"] for v in out.values()) / max(len(out), 1)

@@ -126,12 +126,19 @@ def test_the_example_as_the_readme_runs_it_blocks_and_git_sees_only_the_metrics(
     assert capsys.readouterr().out.startswith(f"example DVC project in {project}")
     dvc(project, "repro", ok=False)  # flips_20 with the default policy: blocked
     written = {p.name for p in (project / "gate").iterdir()}
-    assert {"drift.html", "schema_suite.json", "report.html", "verdict.json", "metrics.json"} <= written
+    assert {"schema_suite.json", "report.html", "verdict.json", "metrics.json"} <= written
+    assert ("drift.html" in written) == _drift_found(project)
     assert _unlisted(project, "gate") == []
     assert _status(project) == ["gate/metrics.json"]
     metrics = json.loads((project / "gate" / "metrics.json").read_text())
     assert metrics["promoted"] == 0 and metrics["checks.label_flips.status"] == 2, metrics
     assert len(metrics) <= 20 and "checks.label_flips.mean_surprise" not in metrics
+
+
+def _drift_found(project: Path) -> bool:
+    """Whether the gate's drift check saw a column or the label drift (then it writes drift.html)."""
+    columns = json.loads((project / "gate" / "verdict.json").read_text())["checks"]["drift"]["metrics"]["columns"]
+    return any(c["drifted"] for c in columns.values())
 
 
 def _fenced_after(text: str, marker: str) -> str:
@@ -163,7 +170,8 @@ def test_the_readme_gate_stage_as_written_leaves_only_its_metrics_to_git(tmp_pat
     _git(project, "add", "-A")
     _git(project, "commit", "-q", "-m", "data and pipeline")
     dvc(project, "repro", "gate")
-    assert (project / "gate" / "clean.parquet").exists() and (project / "gate" / "drift.html").exists()
+    assert (project / "gate" / "clean.parquet").exists()
+    assert (project / "gate" / "drift.html").exists() == _drift_found(project)
     assert _unlisted(project, "gate") == []
     assert _status(project) == ["dvc.lock", "gate/metrics.json"]
 
