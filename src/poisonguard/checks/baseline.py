@@ -17,7 +17,7 @@ the test's dispersion. A batch's lost and gained rows are divided by it before t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -25,7 +25,7 @@ import pandas as pd
 from pydantic import Field
 
 from poisonguard.kernel.context import GateContext
-from poisonguard.kernel.models import classifier
+from poisonguard.kernel.models import classifier, side_by_side
 from poisonguard.kernel.parts import Fitted
 from poisonguard.kernel.results import UNCALIBRATED, CheckResult, Finding, Severity, null_of, uncalibrated
 from poisonguard.kernel.spec import CheckSpec
@@ -133,11 +133,16 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
 
     def null() -> Fitted:  # trusted data only: kept in the fitted state
         rng = np.random.default_rng([ctx.seed, null_rows])
-        z = []
+        kept = []
         for _ in range(spec.null_models):
             left_out = np.zeros(len(y_ref), dtype=bool)
             left_out[rng.choice(len(y_ref), null_rows, replace=False)] = True
-            before = classifier(spec.model, ctx.seed).fit(x_ref[~left_out], y_ref[~left_out]).predict(x_hold) == y_hold
+            kept.append(~left_out)
+
+        def without(keep: np.ndarray) -> Callable[[], np.ndarray]:
+            return lambda: classifier(spec.model, ctx.seed).fit(x_ref[keep], y_ref[keep]).predict(x_hold) == y_hold
+        z = []
+        for before in side_by_side([without(keep) for keep in kept]):
             z += [_z(before, correct["reference"])]
             z += [_z(before[y_hold == c], correct["reference"][y_hold == c]) for c in judged_classes]
         seen = np.array([v for v in z if v is not None])
@@ -150,12 +155,17 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
         null_meta = ctx.persisted("baseline.null", (spec.model, spec.null_models, null_rows, spec.min_class_rows),
                                   null).meta
         dispersion = float(null_meta["dispersion"])
-    for name, keep in (("clean", is_clean), ("raw", np.ones(len(usable), dtype=bool))):
-        if name == "raw" and is_clean.all():  # the same training rows: the same model
-            correct["raw"] = correct["clean"]
-            continue
-        xt, yt = np.vstack([x_ref, x_used[keep]]), np.concatenate([y_ref, y_used[keep]])
-        correct[name] = classifier(spec.model, ctx.seed).fit(xt, yt).predict(x_hold) == y_hold
+    def with_batch(keep: np.ndarray) -> Callable[[], np.ndarray]:
+        def job() -> np.ndarray:
+            xt, yt = np.vstack([x_ref, x_used[keep]]), np.concatenate([y_ref, y_used[keep]])
+            return classifier(spec.model, ctx.seed).fit(xt, yt).predict(x_hold) == y_hold
+        return job
+
+    if is_clean.all():  # the same training rows: the same model
+        correct["clean"] = correct["raw"] = with_batch(is_clean)()
+    else:
+        correct["clean"], correct["raw"] = side_by_side([with_batch(is_clean),
+                                                         with_batch(np.ones(len(usable), dtype=bool))])
 
     findings = []
     metrics: dict[str, object] = {"holdout_rows": len(y_hold), "model": spec.model,

@@ -32,6 +32,7 @@ every committed dataset.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -39,7 +40,7 @@ import pandas as pd
 from pydantic import Field
 
 from poisonguard.kernel.context import GateContext
-from poisonguard.kernel.models import classifier, model_arrays, model_from_arrays
+from poisonguard.kernel.models import classifier, model_arrays, model_from_arrays, side_by_side
 from poisonguard.kernel.parts import Fitted, PartScores
 from poisonguard.kernel.results import CheckResult, Finding, Severity, null_of, reference_quantiles
 from poisonguard.kernel.spec import CheckSpec
@@ -179,8 +180,12 @@ def _out_of_fold(kind: str, x: np.ndarray, y: np.ndarray, n_classes: int, spec: 
     out = np.full((len(x), n_classes), 1.0 / n_classes)
     if folds < 2:  # a class too small to split: no out-of-fold model, neighbours decide
         return out
-    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
-        out[test] = _proba(classifier(kind, seed).fit(x[train], y[train]), x[test], n_classes)
+    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y))
+
+    def fold(train: np.ndarray, test: np.ndarray) -> Callable[[], np.ndarray]:
+        return lambda: _proba(classifier(kind, seed).fit(x[train], y[train]), x[test], n_classes)
+    for (_, test), p in zip(splits, side_by_side([fold(train, test) for train, test in splits]), strict=True):
+        out[test] = p
     return out
 
 

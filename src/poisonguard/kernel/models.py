@@ -12,9 +12,35 @@ hessians, huge leaf values) — holdout accuracy 0.17-0.48 on four fits of nycfl
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+from collections.abc import Callable, Sequence
+from typing import Literal, TypeVar
 
 ModelKind = Literal["logistic", "gradient_boosting"]
+T = TypeVar("T")
+
+
+def fit_threads() -> int:
+    """Threads for independent fits: ``$POISONGUARD_THREADS``, else the cores this process may use."""
+    given = os.environ.get("POISONGUARD_THREADS", "").strip()
+    if given:
+        return max(1, int(given))
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def side_by_side(jobs: Sequence[Callable[[], T]]) -> list[T]:
+    """``[job() for job in jobs]``, on up to :func:`fit_threads` threads. For independent fits
+    (folds, null models, the baseline's models): scikit-learn's fits release the GIL in their
+    compiled loops, each runs on one OpenMP thread (see ``kernel.telemetry``), and every job is
+    seeded, so the results equal a sequential run's. Two 20k-row gradient-boosting fits took 1.17 s
+    on two threads against 2.36 s one after the other on the 2-core bench machine."""
+    workers = min(len(jobs), fit_threads())
+    if workers <= 1:
+        return [job() for job in jobs]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="poisonguard-fit") as pool:
+        return list(pool.map(lambda job: job(), jobs))
 
 
 def classifier(kind: ModelKind | str, seed: int):

@@ -30,7 +30,8 @@ TELEMETRY_OFF: dict[str, str] = {
 # every parallel region, so even idle a gradient-boosting fit (20 features) took 1.12 s with 2 of them
 # against 0.17 s with one at 20k rows, 1.68 s against 1.05 s at 200k; 17 canary batches of 60 rows
 # took 134 s against 25 s. A logistic regression on 20k x 40 took 5.5 s with 2 OpenBLAS threads
-# against 0.17 s with one. Parallelism comes from processes instead (Airflow tasks, pytest workers).
+# against 0.17 s with one. Parallelism comes from processes (Airflow tasks, pytest workers) and
+# from independent fits run side by side on threads (``kernel.models.side_by_side``).
 RUNTIME_DEFAULTS: dict[str, str] = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE",
                                     "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 

@@ -1,11 +1,11 @@
-"""A fitted model kept as numbers predicts exactly what the fitted model predicts: bit for bit."""
+"""Models: kept as numbers they predict exactly what the fitted model predicts, bit for bit; fitted side by side they equal fits one after another."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from poisonguard.kernel.models import classifier, model_arrays, model_from_arrays
+from poisonguard.kernel.models import classifier, model_arrays, model_from_arrays, side_by_side
 
 
 @pytest.mark.parametrize("kind", ["logistic", "gradient_boosting"])
@@ -32,3 +32,29 @@ def test_the_numbers_survive_npz_without_pickle(tmp_path):
     with np.load(tmp_path / "m.npz", allow_pickle=False) as data:
         rebuilt = model_from_arrays("gradient_boosting", 1, {k: data[k] for k in data.files})
     assert np.array_equal(rebuilt.predict_proba(x), model.predict_proba(x))
+
+
+def test_fits_side_by_side_equal_fits_one_after_another(monkeypatch):
+    import threading
+
+
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(3000, 8)), rng.integers(0, 3, 3000)
+    seen: set[str] = set()
+
+    def job(seed: int):
+        def fit() -> np.ndarray:
+            seen.add(threading.current_thread().name)
+            return classifier("gradient_boosting", seed).fit(x[seed::2], y[seed::2]).predict_proba(x)
+        return fit
+
+    monkeypatch.setenv("POISONGUARD_THREADS", "2")
+    together = side_by_side([job(0), job(1)])
+    assert any(name.startswith("poisonguard-fit") for name in seen)
+    monkeypatch.setenv("POISONGUARD_THREADS", "1")
+    seen.clear()
+    alone = side_by_side([job(0), job(1)])
+    assert seen == {threading.main_thread().name}
+    for a, b in zip(together, alone, strict=True):
+        assert np.array_equal(a, b)
+    assert not np.array_equal(together[0], together[1])  # the order of the jobs is kept
