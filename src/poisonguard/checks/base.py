@@ -31,6 +31,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import pandas as pd
 
 from poisonguard.kernel.context import GateContext
+from poisonguard.kernel.models import side_by_side
 from poisonguard.kernel.parts import Fitted, PartScores, merge
 from poisonguard.kernel.results import CheckResult, Severity
 from poisonguard.kernel.spec import CheckSpec
@@ -122,10 +123,16 @@ class CheckDef:
 def score_in_chunks(score: ScoreFn, frame: pd.DataFrame, fitted: Fitted, spec: Any, ctx: GateContext,
                     chunk_rows: int = CHUNK_ROWS) -> PartScores:
     """``score`` over ``frame`` in chunks of ``chunk_rows``, merged (a row's scores do not
-    depend on the chunk it is in)."""
+    depend on the chunk it is in). The first chunk is scored alone (it fills the context's caches:
+    models and encodings of trusted data), the others side by side on threads (see
+    :func:`~poisonguard.kernel.models.side_by_side`): a check's ``score`` may run on two chunks at
+    once, and its compiled work (tree and neighbour searches) then uses every core."""
+    def chunk(start: int) -> Callable[[], PartScores]:
+        return lambda: score(frame.iloc[start:start + chunk_rows], fitted, spec, ctx)
     if len(frame) <= chunk_rows:
         return score(frame, fitted, spec, ctx)
-    return merge([score(frame.iloc[i:i + chunk_rows], fitted, spec, ctx) for i in range(0, len(frame), chunk_rows)])
+    first = chunk(0)()
+    return merge([first, *side_by_side([chunk(i) for i in range(chunk_rows, len(frame), chunk_rows)])])
 
 
 def _composed(module: ModuleType) -> RunFn:

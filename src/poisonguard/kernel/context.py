@@ -140,7 +140,7 @@ class GateContext:
         if frame is not self.reference and frame is not self.holdout:
             trusted = (id(self.reference), id(self.holdout))
             for old in [k for k in self._memo if k[0] == name and k[1] not in trusted]:
-                del self._memo[old]
+                self._memo.pop(old, None)  # chunks may be scored on two threads at once
         self._memo[key] = (frame, value)
         return value
 

@@ -10,7 +10,8 @@ name without an error; the same input and seed give the same result; neither the
 trusted data is modified; the result survives a JSON round trip; scores, if any, are one finite
 number per row; flagged rows lie inside the batch; every finding code is declared in ``codes``
 with a message; a declared ``headline`` is a number in the metrics (unless the check reports
-itself ``skipped``); and a check that scores in parts gives the same result however the batch is cut.
+itself ``skipped``); and a check that scores in parts gives the same result however the batch is cut,
+also when parts are scored side by side on threads (as the gate scores large batches).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from poisonguard.checks.base import CheckDef
+from poisonguard.checks.base import CheckDef, score_in_chunks
 from poisonguard.kernel.context import GateContext
 from poisonguard.kernel.parts import merge
 from poisonguard.kernel.results import CheckResult
@@ -72,4 +73,9 @@ def check_contract(check: CheckDef, *, reference: pd.DataFrame, holdout: pd.Data
             parts = [check.score(batch.iloc[a:b], fitted, spec, ctx) for a, b in itertools.pairwise(cuts)]
             assert check.summarize(merge(parts), fitted, spec, ctx).to_dict() == first.to_dict(), \
                 f"{check.name}: scoring in parts changed the result"
+            ctx = _context(reference, holdout, label, seed, Path(tmp) / "threads")
+            fitted = check.fit(spec, ctx)
+            chunks = score_in_chunks(check.score, batch, fitted, spec, ctx, chunk_rows=max(len(batch) // 4, 1))
+            assert check.summarize(chunks, fitted, spec, ctx).to_dict() == first.to_dict(), \
+                f"{check.name}: scoring chunks side by side on threads changed the result"
     return first
