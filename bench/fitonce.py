@@ -3,7 +3,7 @@ speed section's synthetic data (20 features, 5% flipped labels), seconds per che
 the import time of each heavy library; written into bench/RESULTS.md between the ``fit-once``
 markers (the rest of the file is left as it is).
 
-    python -m bench.fitonce [--sizes 1000 20000 1000000] [--runs 2]
+    python -m bench.fitonce [--sizes 1000 20000 1000000] [--runs 2] [--directory 10000000 10]
 
 A cold run starts from an empty state directory; a warm run reuses the state the cold run built
 (the same reference, holdout and policy); both are timed as the user would see them, the whole
@@ -68,7 +68,49 @@ def measure_size(n: int, paths: dict[int, Path], work: Path, runs: int) -> dict:
             "decision": best["warm"]["verdict"].get("decision")}
 
 
-def render(rows: list[dict], imports: dict[str, float], meta: dict) -> str:
+def prepare_directory(rows: int, files: int, seed: int, work: Path) -> Path:
+    """A reference (20k rows), a holdout (5k) and a batch of ``rows`` rows in ``files`` Parquet
+    files, all from one synthetic draw (5% of labels flipped in each file); kept between runs."""
+    from bench.data import synthetic_frame
+    from bench.speed import FLIP_FRACTION
+    from poisonguard.testing import attacks
+
+    folder = work / "speed" / f"seed{seed}_ref20000_hold5000_dir{rows}x{files}"
+    if (folder / "done.json").exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = synthetic_frame(25_000 + rows, seed)
+    frame.iloc[:20_000].to_parquet(folder / "reference.parquet", index=False)
+    frame.iloc[20_000:25_000].to_parquet(folder / "holdout.parquet", index=False)
+    incoming = folder / "incoming"
+    incoming.mkdir(exist_ok=True)
+    per_file = rows // files
+    for k in range(files):
+        part = frame.iloc[25_000 + k * per_file:25_000 + (k + 1) * per_file].reset_index(drop=True)
+        attacks.flip_random(part, LABEL, FLIP_FRACTION, seed + k).frame.to_parquet(
+            incoming / f"part-{k:03d}.parquet", index=False)
+    (folder / "done.json").write_text(json.dumps({"rows": rows, "files": files}))
+    return folder
+
+
+def measure_directory(rows: int, files: int, work: Path) -> dict:
+    """Cold and warm runs of ``--incoming DIR`` on a batch of ``files`` files."""
+    folder = prepare_directory(rows, files, 2026, work)
+    gate_files = Files(folder / "reference.parquet", folder / "incoming", folder / "holdout.parquet", LABEL)
+    state = work / f"state-dir-{rows}"
+    shutil.rmtree(state, ignore_errors=True)
+    cold = gate(gate_files, work / f"cold-dir-{rows}", state)
+    warm = gate(gate_files, work / f"warm-dir-{rows}", state)
+    part_bytes = max(int(__import__("pandas").read_parquet(p).memory_usage(deep=True).sum())
+                     for p in sorted((folder / "incoming").glob("*.parquet"))[:1])
+    return {"rows": rows, "files": files, "file_memory_bytes": part_bytes,
+            **{f"{k}_{m}": r[m] for k, r in (("cold", cold), ("warm", warm)) for m in ("wall_seconds", "peak_rss_bytes")},
+            **{f"{k}_check_seconds": r["verdict"].get("run", {}).get("check_seconds", {})
+               for k, r in (("cold", cold), ("warm", warm))},
+            "decision": warm["verdict"].get("decision"), "exit": warm["exit"]}
+
+
+def render(rows: list[dict], imports: dict[str, float], meta: dict, directory: dict | None = None) -> str:
     lines = [BEGIN, "## Fit once, gate many (`python -m bench.fitonce`)", "",
              f"{meta['when']}, commit {meta['commit']}, load average before the run {meta['load']:.2f} "
              f"({os.cpu_count()} cores). Whole process, best of {meta['runs']}; reference 20,000 rows, holdout "
@@ -85,6 +127,14 @@ def render(rows: list[dict], imports: dict[str, float], meta: dict) -> str:
     for r in rows:
         cells = [f"{r['cold_check_seconds'].get(c, 0):.1f} / {r['warm_check_seconds'].get(c, 0):.1f}" for c in CHECKS]
         lines.append(f"| {r['rows']:,} | " + " | ".join(cells) + " |")
+    if directory:
+        d = directory
+        lines += ["", f"A batch of {d['rows']:,} rows in {d['files']} Parquet files (`--incoming DIR`, one file of "
+                  f"{d['rows'] // d['files']:,} rows is {d['file_memory_bytes'] / 2**20:.0f} MiB in memory): cold "
+                  f"{d['cold_wall_seconds']:.0f} s, warm {d['warm_wall_seconds']:.0f} s; peak RSS cold "
+                  f"{d['cold_peak_rss_bytes'] / 2**30:.2f} GiB, warm {d['warm_peak_rss_bytes'] / 2**30:.2f} GiB; "
+                  f"decision {d['decision']}. Seconds per check, warm: "
+                  + ", ".join(f"{c} {d['warm_check_seconds'].get(c, 0):.1f}" for c in CHECKS) + "."]
     lines += ["", "Import time of each heavy library in a fresh interpreter (`python -X importtime`, cumulative): "
               + ", ".join(f"{m} {s:.2f} s" for m, s in imports.items()) + ".", END]
     return "\n".join(lines) + "\n"
@@ -94,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fitonce", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", type=int, default=[1000, 20_000])
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--directory", nargs=2, type=int, metavar=("ROWS", "FILES"),
+                        help="also gate a batch of ROWS rows split into FILES Parquet files (e.g. 10000000 10)")
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "fitonce")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args(argv)
@@ -105,10 +157,17 @@ def main(argv: list[str] | None = None) -> int:
         r = rows[-1]
         print(f"[fit-once] {n:,} rows: cold {r['cold_wall_seconds']:.1f} s, warm {r['warm_wall_seconds']:.1f} s, "
               f"warm peak RSS {r['warm_peak_rss_bytes'] / 2**20:.0f} MiB", flush=True)
+    directory = None
+    if args.directory:
+        directory = measure_directory(*args.directory, args.work)
+        print(f"[fit-once] {args.directory[0]:,} rows in {args.directory[1]} files: cold "
+              f"{directory['cold_wall_seconds']:.0f} s, warm {directory['warm_wall_seconds']:.0f} s, warm peak RSS "
+              f"{directory['warm_peak_rss_bytes'] / 2**30:.2f} GiB", flush=True)
     imports = {m: min(import_seconds(m) for _ in range(2)) for m in HEAVY}
     meta = run_stamp() | {"load": load, "runs": args.runs}
-    write_section(args.results, render(rows, imports, meta))
-    (args.work / "fitonce.json").write_text(json.dumps({"rows": rows, "imports": imports, "meta": meta}, indent=1))
+    write_section(args.results, render(rows, imports, meta, directory))
+    (args.work / "fitonce.json").write_text(json.dumps({"rows": rows, "directory": directory, "imports": imports,
+                                                        "meta": meta}, indent=1))
     print(f"[fit-once] wrote the section into {args.results}")
     return 0
 
