@@ -123,16 +123,17 @@ class CheckDef:
 def score_in_chunks(score: ScoreFn, frame: pd.DataFrame, fitted: Fitted, spec: Any, ctx: GateContext,
                     chunk_rows: int = CHUNK_ROWS) -> PartScores:
     """``score`` over ``frame`` in chunks of ``chunk_rows``, merged (a row's scores do not
-    depend on the chunk it is in). The first chunk is scored alone (it fills the context's caches:
-    models and encodings of trusted data), the others side by side on threads (see
+    depend on the chunk it is in). The first row is scored alone (it fills the context's caches:
+    models and encodings of trusted data), the chunks after it side by side on threads (see
     :func:`~poisonguard.kernel.models.side_by_side`): a check's ``score`` may run on two chunks at
     once, and its compiled work (tree and neighbour searches) then uses every core."""
-    def chunk(start: int) -> Callable[[], PartScores]:
-        return lambda: score(frame.iloc[start:start + chunk_rows], fitted, spec, ctx)
+    def chunk(start: int, stop: int) -> Callable[[], PartScores]:
+        return lambda: score(frame.iloc[start:stop], fitted, spec, ctx)
     if len(frame) <= chunk_rows:
         return score(frame, fitted, spec, ctx)
-    first = chunk(0)()
-    return merge([first, *side_by_side([chunk(i) for i in range(chunk_rows, len(frame), chunk_rows)])])
+    first = chunk(0, 1)()
+    rest = [chunk(i, min(i + chunk_rows, len(frame))) for i in range(1, len(frame), chunk_rows)]
+    return merge([first, *side_by_side(rest)])
 
 
 def _composed(module: ModuleType) -> RunFn:
