@@ -24,7 +24,10 @@ def fit_threads() -> int:
     """Threads for independent fits: ``$POISONGUARD_THREADS``, else the cores this process may use."""
     given = os.environ.get("POISONGUARD_THREADS", "").strip()
     if given:
-        return max(1, int(given))
+        if not given.isdigit() or int(given) < 1:
+            raise ValueError(f"POISONGUARD_THREADS must be a whole number of threads, 1 or more. Got {given!r}: "
+                             "set it to e.g. 2, or unset it to use one thread per core.")
+        return int(given)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 

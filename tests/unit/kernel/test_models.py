@@ -58,3 +58,10 @@ def test_fits_side_by_side_equal_fits_one_after_another(monkeypatch):
     for a, b in zip(together, alone, strict=True):
         assert np.array_equal(a, b)
     assert not np.array_equal(together[0], together[1])  # the order of the jobs is kept
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_a_bad_thread_count_is_named_with_what_to_do(monkeypatch, value):
+    monkeypatch.setenv("POISONGUARD_THREADS", value)
+    with pytest.raises(ValueError, match="POISONGUARD_THREADS must be a whole number"):
+        side_by_side([lambda: 1, lambda: 2])
