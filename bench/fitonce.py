@@ -101,8 +101,8 @@ def measure_directory(rows: int, files: int, work: Path) -> dict:
     shutil.rmtree(state, ignore_errors=True)
     cold = gate(gate_files, work / f"cold-dir-{rows}", state)
     warm = gate(gate_files, work / f"warm-dir-{rows}", state)
-    part_bytes = max(int(__import__("pandas").read_parquet(p).memory_usage(deep=True).sum())
-                     for p in sorted((folder / "incoming").glob("*.parquet"))[:1])
+    first_file = sorted((folder / "incoming").glob("*.parquet"))[0]
+    part_bytes = int(__import__("pandas").read_parquet(first_file).memory_usage(deep=True).sum())
     return {"rows": rows, "files": files, "file_memory_bytes": part_bytes,
             **{f"{k}_{m}": r[m] for k, r in (("cold", cold), ("warm", warm)) for m in ("wall_seconds", "peak_rss_bytes")},
             **{f"{k}_check_seconds": r["verdict"].get("run", {}).get("check_seconds", {})

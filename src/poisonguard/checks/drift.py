@@ -55,7 +55,7 @@ class Spec(CheckSpec):
     max_drifted_column_fraction: float = Field(
         0.3, ge=0, le=1, description="Block when more than this share of feature columns drifted.")
     max_rows: int = Field(
-        50_000, ge=1000, description="Rows per side handed to Evidently (seeded sample above this).")
+        50_000, ge=1000, description="Rows per side compared (seeded sample above this).")
     html_report: Literal["always", "on_drift", "never"] = Field(
         "on_drift", description="When to save Evidently's HTML report as drift.html beside report.html: on_drift "
         "when a column or the label drifted (Evidently's import and plots cost ~2.5 s a run), always, or never "
@@ -156,11 +156,9 @@ def _prepared(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -
 
 def column_scores(cur: pd.DataFrame, ref: pd.DataFrame, columns: list[str], numeric: list[str]) -> dict[str, float]:
     """Each column's drift score as Evidently's ``ValueDrift`` metric computes it (its stat test
-    on the column without missing and infinite values, reference first; see :func:`_distance`)."""
-    def finite(side: pd.DataFrame, c: str) -> pd.Series:
-        return side[c].replace([np.inf, -np.inf], np.nan).dropna()
-
-    return {c: _distance(finite(ref, c), finite(cur, c), c in numeric) for c in columns}
+    on the column without missing values, reference first; see :func:`_distance`). The frames
+    come from :func:`_prepared`, which already turned infinite values into missing ones."""
+    return {c: _distance(ref[c].dropna(), cur[c].dropna(), c in numeric) for c in columns}
 
 
 def save_html(path: Any, cur: pd.DataFrame, ref: pd.DataFrame, columns: list[str], numeric: list[str],

@@ -375,8 +375,6 @@ def compiled_outcomes(view: dict[str, Any], rules: list[Rule]) -> list[Outcome]:
 def gx_outcomes(frame: pd.DataFrame, rules: list[Rule]) -> list[Outcome]:
     """Great Expectations' own validation of :func:`build_suite` (``rules``) on ``frame``, in the
     shape of :func:`compiled_outcomes`."""
-    if not len(frame):
-        return compiled_outcomes({c: frame[c].to_numpy() for c in frame.columns}, rules)
     context = gx_context()  # before the suite: GX builds suites inside an active context
     out: list[Outcome] = []
     for res in validate(frame, build_suite(rules), context):
