@@ -14,12 +14,14 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from poisonguard.kernel.batch import Batch, as_batch
 from poisonguard.kernel.context import GateContext, label_strings
 from poisonguard.kernel.results import CheckResult, Finding, Severity, null_of
 from poisonguard.kernel.spec import CheckSpec
 
 NAME = "backdoor"
 PHASE = "rows"
+READS = "batch"
 HEADLINE = "flagged_fraction"  # share of rows carrying a suspected trigger
 CODES: dict[str, Severity] = {
     "backdoor_trigger": Severity.QUARANTINE,
@@ -55,14 +57,14 @@ def _value_keys(series: pd.Series) -> pd.Series:
     return series.astype("object").where(series.notna(), None).map(lambda v: None if v is None else str(v))
 
 
-def find_candidates(frame: pd.DataFrame, ctx: GateContext, spec: Spec) -> list[dict]:
+def find_candidates(batch: Batch, ctx: GateContext, spec: Spec) -> list[dict]:
     """Every (column, value) at least ``min_lift`` times more frequent in the batch than in the
-    reference, on at least ``min_rows`` rows."""
-    n, n_ref = len(frame), len(ctx.reference)
+    reference, on at least ``min_rows`` rows (one column of the batch read at a time)."""
+    n, n_ref = len(batch), len(ctx.reference)
     min_support = max(spec.min_rows, int(np.ceil(spec.min_fraction * n)))
     found = []
     for col in ctx.feature_columns:
-        keys = _value_keys(frame[col])
+        keys = _value_keys(batch.column(col))
         counts = keys.value_counts(dropna=True)
         counts = counts[counts >= min_support]
         if counts.empty:
@@ -93,7 +95,7 @@ def merge_patterns(candidates: list[dict], spec: Spec) -> list[dict]:
     return patterns
 
 
-def judge_pattern(pattern: dict, frame: pd.DataFrame, ctx: GateContext, spec: Spec) -> dict | None:
+def judge_pattern(pattern: dict, batch: Batch, labels: np.ndarray, ctx: GateContext, spec: Spec) -> dict | None:
     """The pattern as a backdoor (with its label, purity, lift, p-value), or None when it is not one.
 
     It is one when (1) the rows carrying every value of the trigger at once are far beyond
@@ -101,16 +103,16 @@ def judge_pattern(pattern: dict, frame: pd.DataFrame, ctx: GateContext, spec: Sp
     of their own rates (values that trusted data holds but never together) and the rate at which
     they occur together there (columns that depend on each other, e.g. a plan and its fee, share
     their rows, so the product would understate it) — and (2) its rows almost all carry one
-    label that the reference does not tie to those values.
+    label that the reference does not tie to those values. ``labels``: the batch's, as strings.
     """
     from scipy.stats import poisson
 
-    n, n_ref = len(frame), len(ctx.reference)
+    n, n_ref = len(batch), len(ctx.reference)
     joint = np.ones(n, dtype=bool)
     ref_joint = np.ones(n_ref, dtype=bool)
     rate = 1.0
     for col, value in pattern["trigger"].items():
-        joint &= (_value_keys(frame[col]) == value).to_numpy()
+        joint &= (_value_keys(batch.column(col)) == value).to_numpy()
         ref_joint &= (_value_keys(ctx.reference[col]) == value).to_numpy()
         rate *= (pattern["reference_counts"][col] + 1) / (n_ref + 1)
     rate = max(rate, int(ref_joint.sum()) / max(n_ref, 1))
@@ -118,9 +120,9 @@ def judge_pattern(pattern: dict, frame: pd.DataFrame, ctx: GateContext, spec: Sp
     p_value = float(poisson.sf(k - 1, n * rate)) if k else 1.0
     if p_value >= spec.max_p_value:
         return None
-    labels = label_strings(frame[ctx.label]).to_numpy()[pattern["rows"]]
-    top_label, top_count = pd.Series(labels).value_counts().agg(["idxmax", "max"])
-    purity = top_count / len(labels)
+    carried = labels[pattern["rows"]]
+    top_label, top_count = pd.Series(carried).value_counts().agg(["idxmax", "max"])
+    purity = top_count / len(carried)
     ref_labels = label_strings(ctx.reference[ctx.label])
     prior = float((ref_labels == top_label).mean())
     ref_top = int(np.sum(ref_labels.to_numpy()[ref_joint] == top_label))
@@ -137,12 +139,13 @@ def _plain(value: object) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
+def run(frame: pd.DataFrame | Batch, spec: Spec, *, ctx: GateContext) -> CheckResult:
     """Score per row: the label-share gap of the pattern it carries (0 when none)."""
-    merged = merge_patterns(find_candidates(frame, ctx, spec), spec)
-    patterns = [p for p in (judge_pattern(m, frame, ctx, spec) for m in merged) if p is not None]
-    labels = label_strings(frame[ctx.label]).to_numpy()
-    scores = np.zeros(len(frame))
+    batch = as_batch(frame)
+    merged = merge_patterns(find_candidates(batch, ctx, spec), spec)
+    labels = label_strings(batch.column(ctx.label)).to_numpy() if merged else np.array([], dtype=object)
+    patterns = [p for p in (judge_pattern(m, batch, labels, ctx, spec) for m in merged) if p is not None]
+    scores = np.zeros(len(batch))
     findings = []
     summaries = []
     for pat in patterns:
@@ -161,5 +164,5 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
         summaries.append({"trigger": pat["trigger"], "label": pat["label"], "rows": len(pat["rows"]),
                           "purity": pat["purity"], "reference_label_share": pat["reference_label_share"],
                           "lift": pat["lift"], "p_value": pat["p_value"]})
-    metrics = {"patterns": summaries, "flagged_fraction": float(np.mean(scores > 0)) if len(frame) else 0.0}
+    metrics = {"patterns": summaries, "flagged_fraction": float(np.mean(scores > 0)) if len(batch) else 0.0}
     return CheckResult(NAME, tuple(findings), metrics, scores)

@@ -11,6 +11,11 @@ Optionally a ``headline``: the key of the one top-level number in its result's `
 a person compares across batches (DVC's ``metrics.json`` shows it); without one, the share of
 the batch's rows the check flagged stands in.
 
+What ``run`` receives as ``frame`` is the whole batch as one DataFrame, unless the check says
+``reads="batch"`` (module attribute ``READS = "batch"``): then it is a
+:class:`~poisonguard.kernel.batch.Batch`, read column by column or as the rows at given positions,
+so a 10M-row batch never has to fit in memory (every built-in whole-batch check reads it so).
+
 A row check that can score a batch in parts (mapped tasks, chunks of a large file) also has
 ``fit(spec, ctx) -> Fitted`` (trusted data only), ``score(frame, fitted, spec, ctx) -> PartScores``
 (a row's output depends only on that row) and ``summarize(scores, fitted, spec, ctx) ->
@@ -37,6 +42,7 @@ from poisonguard.kernel.results import CheckResult, Severity
 from poisonguard.kernel.spec import CheckSpec
 
 Phase = Literal["rows", "batch"]
+Reads = Literal["frame", "batch"]
 # Rows scored at once by a partitioned check: bounds the memory of per-row intermediates
 # (encoded features, neighbour lists) whatever the batch size.
 CHUNK_ROWS = 100_000
@@ -83,6 +89,7 @@ class CheckDef:
     score: ScoreFn | None = None
     summarize: SummarizeFn | None = None
     headline: str | None = None
+    reads: Reads = "frame"
 
     def __post_init__(self) -> None:
         problems = []
@@ -99,6 +106,10 @@ class CheckDef:
             problems.append("a check that scores in parts needs all of fit, score and summarize")
         if not callable(self.run):
             problems.append("run must be callable")
+        if self.reads not in ("frame", "batch"):
+            problems.append(f"reads must be 'frame' or 'batch'. Got {self.reads!r}")
+        if self.reads == "batch" and any(p is not None for p in parts):
+            problems.append("a check that scores in parts reads frames (reads='frame')")
         if self.headline is not None and not (isinstance(self.headline, str) and self.headline):
             problems.append(f"headline must be the name of a metric or None. Got {self.headline!r}")
         if problems:
@@ -117,7 +128,8 @@ class CheckDef:
         if hasattr(module, "fit"):
             return cls(module.NAME, module.Spec, module.CODES, module.PHASE, _composed(module), doc,
                        module.fit, module.score, module.summarize, headline)
-        return cls(module.NAME, module.Spec, module.CODES, module.PHASE, module.run, doc, headline=headline)
+        return cls(module.NAME, module.Spec, module.CODES, module.PHASE, module.run, doc, headline=headline,
+                   reads=getattr(module, "READS", "frame"))
 
 
 def score_in_chunks(score: ScoreFn, frame: pd.DataFrame, fitted: Fitted, spec: Any, ctx: GateContext,

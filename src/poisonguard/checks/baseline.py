@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from poisonguard.kernel.batch import Batch, as_batch
 from poisonguard.kernel.context import GateContext
 from poisonguard.kernel.models import classifier, side_by_side
 from poisonguard.kernel.parts import Fitted
@@ -33,6 +34,7 @@ from poisonguard.kernel.stats import p_text, rate_excess_p_value
 
 NAME = "baseline"
 PHASE = "batch"
+READS = "batch"
 HEADLINE = "accuracy_drop"  # holdout accuracy lost when the clean rows are added (negative: gained)
 CODES: dict[str, Severity] = {
     "accuracy_drop": Severity.BLOCK,
@@ -100,17 +102,18 @@ def _pseudo_batch_rows(batch_rows: int, reference_rows: int) -> int:
     return int(min(2 ** int(np.ceil(np.log2(max(batch_rows, 2)))), max(reference_rows // 4, 1)))
 
 
-def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
+def run(frame: pd.DataFrame | Batch, spec: Spec, *, ctx: GateContext) -> CheckResult:
+    batch = as_batch(frame)
     x_ref, y_ref = ctx.encode(ctx.reference), ctx.label_codes(ctx.reference)
     x_hold, y_hold = ctx.encode(ctx.holdout), ctx.label_codes(ctx.holdout)
-    y = ctx.label_codes(frame)
+    y = ctx.label_codes(batch.frame([ctx.label]))
     rng = np.random.default_rng(ctx.seed)
     usable = np.flatnonzero(y >= 0)
     if len(usable) > spec.max_train_rows:
         usable = np.sort(rng.choice(usable, spec.max_train_rows, replace=False))
-    # Only the rows that train are encoded (a 1M-row batch would otherwise cost ~160 MB here).
-    x_used, y_used = ctx.features.transform(frame.iloc[usable]), y[usable]
-    suspect = np.zeros(len(frame), dtype=bool)
+    # Only the rows that train are read and encoded (a 1M-row batch would otherwise cost ~160 MB here).
+    x_used, y_used = ctx.features.transform(batch.take(usable)), y[usable]
+    suspect = np.zeros(len(batch), dtype=bool)
     if ctx.suspect_rows is not None:
         suspect[np.asarray(ctx.suspect_rows, dtype=np.int64)] = True
     is_clean = ~suspect[usable]

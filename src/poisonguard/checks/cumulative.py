@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import Field
 
 from poisonguard.checks.drift import CATEGORICAL_METHOD, NUMERIC_METHOD, _distance, _prepared, _sample, noise_threshold
+from poisonguard.kernel.batch import Batch, as_batch
 from poisonguard.kernel.context import GateContext, is_numeric, label_strings
 from poisonguard.kernel.hashing import canonical_block, row_keys
 from poisonguard.kernel.results import CheckResult, Finding, Severity, null_of
@@ -24,6 +25,7 @@ from poisonguard.kernel.stats import p_text
 
 NAME = "cumulative"
 PHASE = "batch"
+READS = "batch"
 HEADLINE = "label_shift"  # label distribution's distance from the golden reference (total variation)
 CODES: dict[str, Severity] = {
     "cumulative_label_shift": Severity.BLOCK,
@@ -57,22 +59,26 @@ def history_since(reference: pd.DataFrame, golden: pd.DataFrame, columns: list[s
     return reference[(occurrence.to_numpy() >= allowed)].reset_index(drop=True)
 
 
-def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
+def run(frame: pd.DataFrame | Batch, spec: Spec, *, ctx: GateContext) -> CheckResult:
     """Summary metrics only (no per-row scores): label shift, drifted columns, rows compared."""
     if ctx.golden is None:
         return CheckResult(NAME, (), {"skipped": "no golden reference given"})
     from scipy.stats import chisquare
 
+    batch = as_batch(frame)
     golden = ctx.golden[list(ctx.reference.columns)]
     since = history_since(ctx.reference, golden, list(ctx.reference.columns))
-    keep = np.ones(len(frame), dtype=bool)
+    keep = np.ones(len(batch), dtype=bool)
     if ctx.suspect_rows is not None:
         keep[np.asarray(ctx.suspect_rows, dtype=np.int64)] = False
-    cumulative = pd.concat([since, frame[keep]], ignore_index=True)
+    # "Cumulative" is the history since the golden reference, then the batch's kept rows: its
+    # label counts come from the label column alone, its columns from a seeded sample of it.
+    kept = np.flatnonzero(keep)
 
     classes = ctx.classes
     golden_share = label_strings(golden[ctx.label]).value_counts(normalize=True).reindex(classes, fill_value=0.0)
-    counts = label_strings(cumulative[ctx.label]).value_counts().reindex(classes, fill_value=0)
+    counts = (label_strings(since[ctx.label]).value_counts().reindex(classes, fill_value=0)
+              + label_strings(batch.column(ctx.label)[keep]).value_counts().reindex(classes, fill_value=0))
     n = int(counts.sum())
     shift = float(0.5 * np.abs(counts / max(n, 1) - golden_share).sum())
     # Smoothed expected counts, so a class the golden set barely has does not dominate the test.
@@ -88,7 +94,8 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
             [], value=shift, threshold=spec.max_label_shift,
             null=null_of("chi-square of the label counts since the golden reference against its shares", len(golden),
                          p_value, spec.max_p_value)))
-    per_column, drifted_fraction = _column_drift(golden, cumulative, spec, ctx)
+    per_column, drifted_fraction = _column_drift(golden, _cumulative_sample(since, batch, kept, spec.max_rows, ctx.seed),
+                                                 spec, ctx)
     for c, info in per_column.items():
         if info["drifted"]:
             findings.append(Finding.at_rows(NAME, "cumulative_column_drift",
@@ -105,12 +112,21 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
     return CheckResult(NAME, tuple(findings), metrics)
 
 
-def _column_drift(golden: pd.DataFrame, cumulative: pd.DataFrame, spec: Spec,
+def _cumulative_sample(since: pd.DataFrame, batch: Batch, kept: np.ndarray, n: int, seed: int) -> pd.DataFrame:
+    """A seeded sample of at most ``n`` rows of the history followed by the batch's ``kept`` rows:
+    the rows ``drift._sample`` draws from their concatenation, reading only the batch rows drawn."""
+    total = len(since) + len(kept)
+    pos = np.arange(total) if total <= n else np.sort(np.random.default_rng(seed).choice(total, n, replace=False))
+    old, new = pos[pos < len(since)], kept[pos[pos >= len(since)] - len(since)]
+    return pd.concat([since.iloc[old], batch.take(new)], ignore_index=True)
+
+
+def _column_drift(golden: pd.DataFrame, cur_sample: pd.DataFrame, spec: Spec,
                   ctx: GateContext) -> tuple[dict[str, dict], float]:
     features = ctx.feature_columns
-    numeric = [c for c in features if is_numeric(golden[c]) and is_numeric(cumulative[c])]
+    numeric = [c for c in features if is_numeric(golden[c]) and is_numeric(cur_sample[c])]
     categorical = [c for c in features if c not in numeric]
-    cur = _prepared(_sample(cumulative, spec.max_rows, ctx.seed), numeric, categorical)
+    cur = _prepared(cur_sample, numeric, categorical)
     ref = _prepared(_sample(golden, spec.max_rows, ctx.seed + 1), numeric, categorical)
     rng = np.random.default_rng(ctx.seed)
     out: dict[str, dict] = {}

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator
 
+from poisonguard.kernel.batch import Batch, as_batch
 from poisonguard.kernel.context import GateContext, is_numeric, label_strings
 from poisonguard.kernel.imports import quiet_import
 from poisonguard.kernel.parts import Fitted
@@ -29,6 +30,7 @@ from poisonguard.kernel.spec import CheckSpec
 
 NAME = "drift"
 PHASE = "batch"
+READS = "batch"
 HEADLINE = "drifted_column_fraction"  # share of feature columns that drifted
 CODES: dict[str, Severity] = {
     "column_drift": Severity.WARN,
@@ -177,11 +179,14 @@ def save_html(path: Any, cur: pd.DataFrame, ref: pd.DataFrame, columns: list[str
     snapshot.save_html(str(path))
 
 
-def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
+def run(frame: pd.DataFrame | Batch, spec: Spec, *, ctx: GateContext) -> CheckResult:
+    batch = as_batch(frame)
     features = ctx.feature_columns
-    numeric = [c for c in features if is_numeric(ctx.reference[c]) and is_numeric(frame[c])]
+    # Only the sampled rows are read (a seeded sample of at most max_rows).
+    sample = batch.take(batch.sample_positions(spec.max_rows, ctx.seed))
+    numeric = [c for c in features if is_numeric(ctx.reference[c]) and is_numeric(sample[c])]
     categorical = [c for c in features if c not in numeric] + [ctx.label]
-    cur = _prepared(_sample(frame, spec.max_rows, ctx.seed), numeric, categorical)
+    cur = _prepared(sample, numeric, categorical)
     ref = _prepared(_sample(ctx.reference, spec.max_rows, ctx.seed + 1), numeric, categorical)
     # A column that is all missing on either side has no distribution to compare; the schema
     # check reports it.
@@ -241,5 +246,5 @@ def run(frame: pd.DataFrame, spec: Spec, *, ctx: GateContext) -> CheckResult:
     metrics = {"columns": per_column, "drifted_column_fraction": drifted_fraction,
                "label_null": fitted.meta["label_null"],
                "rows_compared": {"incoming": len(cur), "reference": len(ref)},
-               "sampled": len(frame) > spec.max_rows or len(ctx.reference) > spec.max_rows}
+               "sampled": len(batch) > spec.max_rows or len(ctx.reference) > spec.max_rows}
     return CheckResult(NAME, tuple(findings), metrics, None, artifacts=artifacts)

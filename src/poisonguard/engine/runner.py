@@ -17,6 +17,7 @@ import pandas as pd
 from poisonguard.checks import CheckDef
 from poisonguard.engine.policy import Policy
 from poisonguard.errors import CheckTimeout, InputError, PromotionRefused
+from poisonguard.kernel.batch import Batch, as_batch
 from poisonguard.kernel.context import GateContext
 from poisonguard.kernel.results import CheckResult
 
@@ -85,16 +86,18 @@ def guarded(step: Callable[[], T], seconds: float) -> tuple[T | None, str | None
     return value, None
 
 
-def run_check(check: CheckDef, frame: pd.DataFrame, spec: Any, ctx: GateContext) -> CheckResult:
-    """Run one whole-batch check; a crash or a timeout becomes an error result (and the gate blocks)."""
+def run_check(check: CheckDef, batch: Batch | pd.DataFrame, spec: Any, ctx: GateContext) -> CheckResult:
+    """Run one whole-batch check — on ``batch`` as it is when the check reads batches, else on the
+    batch as one frame; a crash or a timeout becomes an error result (and the gate blocks)."""
     start = time.perf_counter()
+    batch = as_batch(batch)
 
     def step() -> CheckResult:
-        result = check.run(frame, spec, ctx=ctx)
+        result = check.run(batch if check.reads == "batch" else batch.frame(), spec, ctx=ctx)
         if not isinstance(result, CheckResult) or result.check != check.name:
             raise TypeError(f"returned {type(result).__name__}, not a CheckResult for {check.name}")
-        if result.scores is not None and len(result.scores) != len(frame):
-            raise ValueError(f"returned {len(result.scores)} scores for {len(frame)} rows")
+        if result.scores is not None and len(result.scores) != len(batch):
+            raise ValueError(f"returned {len(result.scores)} scores for {len(batch)} rows")
         return result
 
     result, error = guarded(step, spec.timeout_seconds)

@@ -22,7 +22,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,12 +45,15 @@ from poisonguard.io.reading import (
     check_trusted,
     input_files,
     parquet_part,
+    read_kept,
     read_part,
     read_table,
 )
+from poisonguard.kernel.batch import Batch
 from poisonguard.kernel.context import GateContext
 from poisonguard.kernel.hashing import hash_files, hash_rows
-from poisonguard.kernel.parts import Fitted, PartScores, merge
+from poisonguard.kernel.memory import release_memory
+from poisonguard.kernel.parts import Fitted, PartScores, merge_files
 from poisonguard.kernel.results import CheckResult, GateRun, Status
 from poisonguard.kernel.signing import SigningKey
 from poisonguard.kernel.state import StateDir, address
@@ -153,7 +156,25 @@ class Loaded:
     meta: dict[str, Any]
     parts: list[Part]
     fitted: dict[str, Fitted]
-    incoming: pd.DataFrame | None = None
+    work: Path
+
+    @property
+    def batch(self) -> Batch:
+        """The batch, read part by part: from the copy :func:`score_part` kept of each verified file
+        (Arrow IPC in the work directory), or from the file itself (hash checked) when there is none."""
+        columns = list(self.meta["columns"])
+
+        def reader(index: int) -> Callable[[Sequence[str] | None], pd.DataFrame]:
+            kept = _kept_path(self.work, index)
+
+            def read(cols: Sequence[str] | None) -> pd.DataFrame:
+                wanted = columns if cols is None else list(cols)
+                if kept.exists():
+                    return read_kept(kept, wanted)
+                return read_part(self.parts[index], "incoming")[wanted]
+            return read
+        return Batch(tuple(columns), tuple(p.rows for p in self.parts),
+                     tuple(reader(i) for i in range(len(self.parts))))
 
 
 _LOADED: dict[tuple[str, int], Loaded] = {}
@@ -179,23 +200,19 @@ def load(work: Path, signing_key: SigningKey | None = None) -> Loaded:
             ctx.state, ctx.trusted_key = StateDir(meta["state"]), meta["trusted_key"]
         parts = [Part(Path(p["path"]), p["rows"], tuple(meta["columns"]), p["sha256"]) for p in meta["parts"]]
         _LOADED.clear()
-        _LOADED[key] = Loaded(ctx, policy, meta, parts, {})
+        _LOADED[key] = Loaded(ctx, policy, meta, parts, {}, work)
     loaded = _LOADED[key]
     if signing_key is not None and loaded.ctx.state is not None:
         loaded.ctx.state.key = signing_key
     return loaded
 
 
-def read_incoming_part(loaded: Loaded, index: int) -> pd.DataFrame:
-    return read_part(loaded.parts[index], "incoming")[loaded.meta["columns"]]
+def _part_folder(work: Path, index: int) -> Path:
+    return work / "parts" / f"{index:05d}"
 
 
-def read_incoming(loaded: Loaded) -> pd.DataFrame:
-    """The whole batch, in the order of its files (row positions in the verdict refer to it)."""
-    if loaded.incoming is None:
-        frames = [read_incoming_part(loaded, i) for i in range(len(loaded.parts))]
-        loaded.incoming = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    return loaded.incoming
+def _kept_path(work: Path, index: int) -> Path:
+    return _part_folder(work, index) / "rows.arrow"
 
 
 # --------------------------------------------------------------------------- fit / score / summarize
@@ -254,8 +271,11 @@ def score_part(work_dir: str | Path, index: int) -> dict[str, Any]:
     loaded = load(work)
     if not 0 <= index < len(loaded.parts):
         raise UsageError(f"part {index} does not exist; the batch has {len(loaded.parts)} part(s).")
-    frame = read_incoming_part(loaded, index)
-    folder = work / "parts" / f"{index:05d}"
+    folder = _part_folder(work, index)
+    folder.mkdir(parents=True, exist_ok=True)
+    # The verified rows are kept (Arrow IPC) for the batch-level checks and the outputs, which
+    # read them back column by column instead of decoding and hashing the file again.
+    frame = read_part(loaded.parts[index], "incoming", keep_as=_kept_path(work, index))[loaded.meta["columns"]]
     PartScores(len(frame), {"digest": hash_rows(frame, list(frame.columns))}).save(folder / "rows.npz")
     errors: dict[str, str] = {}
     for check in (c for c in enabled(loaded.policy) if c.partitioned):
@@ -269,7 +289,10 @@ def score_part(work_dir: str | Path, index: int) -> dict[str, Any]:
             scores.save(folder / f"{check.name}.npz")
         else:
             errors[check.name] = str(error)
-    return {"part": index, "rows": len(frame), "errors": errors}
+    rows = len(frame)
+    del frame
+    release_memory()
+    return {"part": index, "rows": rows, "errors": errors}
 
 
 def _scorer(check: CheckDef, frame: pd.DataFrame, fitted: Fitted, spec: Any,
@@ -297,17 +320,18 @@ def summarize(work_dir: str | Path, name: str, *, out_dir: str | Path | None = N
     if check.partitioned:
         result = _summarize_parts(work, loaded, check, spec)
     else:
-        frame = read_incoming(loaded)
+        batch = loaded.batch
         if check.phase == "batch":
             prior = [load_result(work, c.name) for c in enabled(loaded.policy) if c.phase == "rows"]
-            ctx.suspect_rows = np.asarray(decide(prior, loaded.policy, len(frame)).quarantined_rows, dtype=np.int64)
-        result = run_check(check, frame, spec, ctx)
+            ctx.suspect_rows = np.asarray(decide(prior, loaded.policy, len(batch)).quarantined_rows, dtype=np.int64)
+        result = run_check(check, batch, spec, ctx)
     save_result(work, result)
+    release_memory()
     return summary_of(result, loaded.policy)
 
 
 def _summarize_parts(work: Path, loaded: Loaded, check: CheckDef, spec: Any) -> CheckResult:
-    folders = [work / "parts" / f"{i:05d}" for i in range(len(loaded.parts))]
+    folders = [_part_folder(work, i) for i in range(len(loaded.parts))]
     steps = [work / "fitted", *folders]
     seconds = sum(float(f.read_text()) for f in (d / f"{check.name}.seconds" for d in steps) if f.exists())
     for d in steps:
@@ -318,7 +342,7 @@ def _summarize_parts(work: Path, loaded: Loaded, check: CheckDef, spec: Any) -> 
     if not (work / "fitted" / f"{check.name}.npz").exists() or missing:
         what = "its fit" if missing == [] else f"part(s) {', '.join(missing)}"
         return CheckResult(check.name, error=f"no scores: {what} did not run", seconds=seconds)
-    scores = merge([PartScores.load(d / f"{check.name}.npz") for d in folders])
+    scores = merge_files([d / f"{check.name}.npz" for d in folders])
     fitted = _fitted(work, loaded, check.name)
     assert check.summarize is not None
     summarize_ = check.summarize
@@ -385,16 +409,17 @@ def finish(work_dir: str | Path, out_dir: str | Path | None, *, signing_key: Sig
     work = Path(work_dir)
     loaded = load(work)
     results = tuple(load_result(work, c.name) for c in enabled(loaded.policy))
-    frame = read_incoming(loaded)
-    verdict = decide(results, loaded.policy, len(frame))
-    digests = _row_digests(work, loaded, frame)
-    described = provenance.describe(loaded.ctx, digests, frame)
+    batch = loaded.batch
+    verdict = decide(results, loaded.policy, len(batch))
+    digests = _row_digests(work, loaded, batch)
+    # Column types as the batch has them as one frame: the first row of each part, together.
+    described = provenance.describe(loaded.ctx, digests, batch.take(batch.offsets))
     if loaded.meta.get("csv"):  # how CSV inputs were split, when given: promotion re-reads them the same way
         described["csv"] = dict(loaded.meta["csv"])
     document = verdict_document(verdict, results, described, loaded.policy, label=loaded.meta["label"],
                                 started=loaded.meta["started"])
     out = Path(out_dir) if out_dir is not None else None
-    run = GateRun(verdict, results, frame, document, out)
+    run = GateRun(verdict, results, document, out)
     if out is None:
         return run
     keep = {a for r in results for a in r.artifacts}
@@ -402,15 +427,16 @@ def finish(work_dir: str | Path, out_dir: str | Path | None, *, signing_key: Sig
     for name in outputs.OUTPUT_FILES:
         if name not in keep:
             (out / name).unlink(missing_ok=True)
-    written = outputs.write_outputs(run, signing_key)
-    return GateRun(verdict, results, frame, written, out)
+    written = outputs.write_outputs(run, batch, signing_key)
+    return GateRun(verdict, results, written, out)
 
 
-def _row_digests(work: Path, loaded: Loaded, frame: pd.DataFrame) -> np.ndarray:
-    files = [work / "parts" / f"{i:05d}" / "rows.npz" for i in range(len(loaded.parts))]
+def _row_digests(work: Path, loaded: Loaded, batch: Batch) -> np.ndarray:
+    files = [_part_folder(work, i) / "rows.npz" for i in range(len(loaded.parts))]
     if all(f.exists() for f in files):
-        return merge([PartScores.load(f) for f in files]).rows["digest"]
-    return hash_rows(frame, list(frame.columns))
+        return merge_files(files).rows["digest"]
+    return np.concatenate([hash_rows(f, list(f.columns)) for _, f in batch.parts()]
+                          or [np.empty((0, 32), dtype=np.uint8)])
 
 
 # --------------------------------------------------------------------------- all stages, one process

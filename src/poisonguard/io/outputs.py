@@ -5,6 +5,7 @@ verdict.json is written last, so its presence means the run's outputs are comple
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ import pandas as pd
 
 from poisonguard.errors import UsageError
 from poisonguard.io.report import render_report
-from poisonguard.kernel.fsio import atomic_write_bytes, atomic_write_parquet
+from poisonguard.kernel.batch import Batch, as_batch
+from poisonguard.kernel.fsio import atomic_write_bytes, atomic_write_parquet, atomic_write_parquet_parts
 from poisonguard.kernel.hashing import hash_file
 from poisonguard.kernel.results import CheckResult, GateRun, Verdict
 from poisonguard.kernel.signing import SigningKey, sign_document
@@ -39,10 +41,10 @@ def prepare_out_dir(out: Path) -> None:
         (out / name).unlink(missing_ok=True)
 
 
-def quarantine_frame(frame: pd.DataFrame, verdict: Verdict, results: tuple[CheckResult, ...]) -> pd.DataFrame:
+def quarantine_frame(batch: Batch | pd.DataFrame, verdict: Verdict, results: tuple[CheckResult, ...]) -> pd.DataFrame:
     """Quarantined rows with their position, reason codes and every check's score."""
     rows = np.asarray(verdict.quarantined_rows, dtype=np.int64)
-    q = frame.iloc[rows].reset_index(drop=True).copy()
+    q = as_batch(batch).take(rows)
     q[POSITION] = rows
     q[REASONS] = [",".join(verdict.row_reasons[int(r)]) for r in rows]
     for r in results:
@@ -51,17 +53,25 @@ def quarantine_frame(frame: pd.DataFrame, verdict: Verdict, results: tuple[Check
     return q
 
 
-def write_outputs(run: GateRun, key: SigningKey | None = None) -> dict[str, Any]:
-    """Write the outputs; verdict.json last, with the SHA-256 of every other output in its
-    ``outputs`` block and, when a key is set, an HMAC ``signature``. Returns the document written."""
+def clean_parts(batch: Batch, verdict: Verdict) -> Iterator[pd.DataFrame]:
+    """The rows of ``batch`` not quarantined, one frame per part (in order)."""
+    held = np.zeros(len(batch), dtype=bool)
+    held[np.asarray(verdict.quarantined_rows, dtype=np.int64)] = True
+    for offset, frame in batch.parts():
+        yield frame.iloc[np.flatnonzero(~held[offset:offset + len(frame)])].reset_index(drop=True)
+
+
+def write_outputs(run: GateRun, batch: Batch | pd.DataFrame, key: SigningKey | None = None) -> dict[str, Any]:
+    """Write the outputs of ``run`` on ``batch``; verdict.json last, with the SHA-256 of every
+    other output in its ``outputs`` block and, when a key is set, an HMAC ``signature``. The batch
+    is read part by part (clean.parquet is written as it goes). Returns the document written."""
     out = run.out_dir
     assert out is not None
-    verdict = run.verdict
-    quarantine = quarantine_frame(run.incoming, verdict, run.results)
+    verdict, batch = run.verdict, as_batch(batch)
+    quarantine = quarantine_frame(batch, verdict, run.results)
     atomic_write_parquet(out / "quarantine.parquet", quarantine)
     if verdict.promoted:
-        keep = np.setdiff1d(np.arange(len(run.incoming)), np.asarray(verdict.quarantined_rows, dtype=np.int64))
-        atomic_write_parquet(out / "clean.parquet", run.incoming.iloc[keep].reset_index(drop=True))
+        atomic_write_parquet_parts(out / "clean.parquet", clean_parts(batch, verdict))
     atomic_write_bytes(out / "report.html", render_report(run, quarantine).encode("utf-8"))
     # The data files only: the HTML pages carry timestamps and ids that differ between identical runs.
     data = [n for n in ("clean.parquet", "quarantine.parquet") if (out / n).exists()]

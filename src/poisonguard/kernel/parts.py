@@ -46,7 +46,13 @@ def _save_npz(path: Path, arrays: Mapping[str, Any]) -> None:
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+        return {k: _owned(data[k]) for k in data.files}
+
+
+def _owned(a: np.ndarray) -> np.ndarray:
+    """``a``, which nothing else refers to, read-only: frozen without a copy."""
+    a.setflags(write=False)
+    return a
 
 
 @dataclass(frozen=True)
@@ -117,10 +123,38 @@ def merge(parts: Sequence[PartScores]) -> PartScores:
         return parts[0]
     offsets = np.cumsum([0, *(p.n for p in parts)])
     keys = {k for p in parts for k in p.rows}
-    rows = {k: np.concatenate([p.rows[k] for p in parts]) for k in sorted(keys)}
+    rows = {k: _owned(np.concatenate([p.rows[k] for p in parts])) for k in sorted(keys)}
     pos_keys = sorted({k for p in parts for k in p.positions})
     positions = {k: np.concatenate([p.positions.get(k, np.empty(0, np.int64)) + off
                                     for p, off in zip(parts, offsets, strict=False)]) for k in pos_keys}
     count_keys = sorted({k for p in parts for k in p.counts})
     counts = {k: sum(p.counts.get(k, 0.0) for p in parts) for k in count_keys}
     return PartScores(int(offsets[-1]), rows, positions, counts)
+
+
+def merge_files(paths: Sequence[Path]) -> PartScores:
+    """``merge`` of the parts saved at ``paths``, read one array at a time: a 10M-row batch's
+    scores are never held twice (parts and merged) at once."""
+    if len(paths) == 1:
+        return PartScores.load(paths[0])
+    files = [np.load(p, allow_pickle=False) for p in paths]
+    try:
+        sizes = [int(f["n"]) for f in files]
+        offsets = np.cumsum([0, *sizes])
+        names = sorted({k for f in files for k in f.files if "/" in k})
+        arrays: dict[str, dict[str, np.ndarray]] = {"row": {}, "pos": {}}
+        counts: dict[str, float] = {}
+        for name in names:
+            kind, key = name.split("/", 1)
+            if kind == "row":
+                arrays["row"][key] = _owned(np.concatenate([f[name] for f in files]))
+            elif kind == "pos":
+                arrays["pos"][key] = _owned(np.concatenate(
+                    [f[name].astype(np.int64) + off if name in f.files else np.empty(0, np.int64)
+                     for f, off in zip(files, offsets, strict=False)]))
+            else:
+                counts[key] = float(sum(float(f[name]) for f in files if name in f.files))
+    finally:
+        for f in files:
+            f.close()
+    return PartScores(int(offsets[-1]), arrays["row"], arrays["pos"], counts)

@@ -10,12 +10,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 
 class Severity(StrEnum):
@@ -281,7 +278,6 @@ class GateRun:
 
     verdict: Verdict
     results: tuple[CheckResult, ...]
-    incoming: pd.DataFrame
     document: dict[str, Any]
     out_dir: Path | None
 

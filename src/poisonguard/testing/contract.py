@@ -10,8 +10,9 @@ name without an error; the same input and seed give the same result; neither the
 trusted data is modified; the result survives a JSON round trip; scores, if any, are one finite
 number per row; flagged rows lie inside the batch; every finding code is declared in ``codes``
 with a message; a declared ``headline`` is a number in the metrics (unless the check reports
-itself ``skipped``); and a check that scores in parts gives the same result however the batch is cut,
-also when parts are scored side by side on threads (as the gate scores large batches).
+itself ``skipped``); a check that scores in parts gives the same result however the batch is cut,
+also when parts are scored side by side on threads (as the gate scores large batches); and a
+check that reads batches (``reads="batch"``) gives the same result on the batch cut into files.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from __future__ import annotations
 import itertools
 import json
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from poisonguard.checks.base import CheckDef, score_in_chunks
+from poisonguard.kernel.batch import Batch
 from poisonguard.kernel.context import GateContext
 from poisonguard.kernel.parts import merge
 from poisonguard.kernel.results import CheckResult
@@ -78,4 +81,16 @@ def check_contract(check: CheckDef, *, reference: pd.DataFrame, holdout: pd.Data
             chunks = score_in_chunks(check.score, batch, fitted, spec, ctx, chunk_rows=max(len(batch) // 4, 1))
             assert check.summarize(chunks, fitted, spec, ctx).to_dict() == first.to_dict(), \
                 f"{check.name}: scoring chunks side by side on threads changed the result"
+        if check.reads == "batch":
+            files = _cut(batch, sorted({0, 1, len(batch) // 3, len(batch)}))
+            again = check.run(files, spec, ctx=_context(reference, holdout, label, seed, Path(tmp) / "files"))
+            assert again.to_dict() == first.to_dict(), f"{check.name}: reading the batch file by file changed the result"
     return first
+
+
+def _cut(frame: pd.DataFrame, cuts: list[int]) -> Batch:
+    """``frame`` as a batch of files cut at ``cuts`` (each file read afresh, as the gate reads them)."""
+    def reader(a: int, b: int) -> Callable[[Sequence[str] | None], pd.DataFrame]:
+        return lambda cols: frame.iloc[a:b].reset_index(drop=True)[list(frame.columns if cols is None else cols)]
+    pairs = list(itertools.pairwise(cuts))
+    return Batch(tuple(map(str, frame.columns)), tuple(b - a for a, b in pairs), tuple(reader(a, b) for a, b in pairs))

@@ -63,3 +63,45 @@ def test_a_part_changed_after_prepare_is_refused(tmp_path, files, frames):
     frames["incoming"].iloc[:10].to_parquet(files["incoming"], index=False)
     with pytest.raises(InputError, match="changed after the gate started"):
         stages.score_part(work, plan["parts"][0])
+
+
+def test_a_batch_of_files_is_read_once_each_and_never_held_whole(tmp_path, files, frames, monkeypatch):
+    """Each file is decoded and hash-checked once (when scored); the whole-batch checks and the
+    outputs read the copy kept then, a column or a set of rows at a time: never all of it."""
+    from poisonguard.kernel.batch import Batch
+
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(len(frames["incoming"])), 3)):
+        frames["incoming"].iloc[part].to_parquet(batch / f"part-{i}.parquet", index=False)
+    whole, decoded = Batch.frame, []
+
+    def frame(self, columns=None):
+        assert columns is not None, "a built-in check or the output writer asked for the whole batch as one frame"
+        return whole(self, columns)
+
+    def read_part(part, role, keep_as=None):
+        decoded.append(part.path.name)
+        return real_read_part(part, role, keep_as)
+
+    real_read_part = stages.read_part
+    monkeypatch.setattr(Batch, "frame", frame)
+    monkeypatch.setattr(stages, "read_part", read_part)
+    stages._LOADED.clear()
+    _, staged = _staged(tmp_path / "work", tmp_path / "staged", files["reference"], batch, files["holdout"])
+    assert sorted(decoded) == ["part-0.parquet", "part-1.parquet", "part-2.parquet"]
+    direct = run_gate(GateInputs(files["reference"], files["incoming"], "y", holdout=files["holdout"]),
+                      out_dir=tmp_path / "direct")
+    assert _stable(staged.document) == _stable(direct.document)
+
+
+def test_without_the_kept_copy_a_part_is_read_again_from_its_file(tmp_path, files, frames):
+    work, batch = tmp_path / "work", tmp_path / "batch"
+    batch.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(len(frames["incoming"])), 2)):
+        frames["incoming"].iloc[part].to_parquet(batch / f"part-{i}.parquet", index=False)
+    stages._LOADED.clear()
+    _, first = _staged(work, tmp_path / "a", files["reference"], batch, files["holdout"])
+    (work / "parts" / "00001" / "rows.arrow").unlink()
+    again = stages.finish(work, tmp_path / "b")
+    assert _stable(again.document) == _stable(first.document)
