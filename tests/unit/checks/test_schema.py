@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -85,3 +87,23 @@ def test_a_failing_part_is_confirmed_by_gx_and_its_rows_quarantined(tmp_path):
     suite = (tmp_path / schema.SUITE_FILE).read_text()
     assert suite == schema.suite_json(schema.infer_rules(reference, "y", schema.Spec()))
     assert '"expect_column_values_to_be_in_set"' in suite
+
+
+def _edge_rules() -> list[schema.Rule]:
+    """Every shape a rule can take: one bound or both, int bounds, every null budget, labels."""
+    return [schema.Rule("a", "numeric", min=-1.5), schema.Rule("b", "numeric", max=3, max_null_fraction=0.25),
+            schema.Rule("c", "numeric", max_null_fraction=1.0),
+            schema.Rule("d", "categorical", allowed=("x", "y", "1"), max_null_fraction=0.1),
+            schema.Rule("lab", "categorical", allowed=("0", "1"), is_label=True),
+            schema.Rule("e", "numeric", min=0.1 + 0.2, max=1e300, max_null_fraction=1 / 3),
+            schema.Rule("f", "categorical", max_null_fraction=0.0)]
+
+
+@pytest.mark.parametrize("rules", ["edges", "inferred", "credit"])
+def test_the_suite_written_without_gx_is_what_gx_serialises(rules):
+    """schema_suite.json is built without importing GX (once per reference, ~2 s); GX's own
+    serialisation of the same suite is the oracle, byte for byte."""
+    credit = Path(__file__).resolve().parents[3] / "datasets" / "credit" / "reference.parquet"
+    built = {"edges": _edge_rules, "inferred": lambda: _rules(_reference()),
+             "credit": lambda: schema.infer_rules(pd.read_parquet(credit), "status", schema.Spec())}[rules]()
+    assert schema.suite_json(built) == schema.gx_suite_json(built)
