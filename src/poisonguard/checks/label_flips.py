@@ -48,7 +48,7 @@ from poisonguard.kernel.stats import mean_excess_p_value, p_text, rate_exceeds, 
 
 NAME = "label_flips"
 PHASE = "rows"
-HEADLINE = "changed_label_estimate"  # estimated share of changed labels
+HEADLINE = "changed_label_estimate"  # estimated share of changed labels among the rows it would promote
 CODES: dict[str, Severity] = {
     "label_flip": Severity.QUARANTINE,
     "flip_fraction_exceeded": Severity.BLOCK,
@@ -314,16 +314,30 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
                                      min_excess_fraction=spec.min_excess_fraction, max_p_value=spec.max_p_value)
     # Where labels are noisy by nature, few flips stand out row by row, but the batch as a whole
     # still disagrees with trusted data more than the reference does: more rows in the reference's
-    # most doubtful tail, and a higher mean surprise. Two tests, each at half the p-value budget.
+    # most doubtful tail, and a higher mean surprise. Two tests, each at half the p-value budget,
+    # over every row; the excess that must clear min_excess_fraction is that of the rows it would
+    # promote, against the reference's rows under their class's threshold: flips caught row by row
+    # are quarantined, and a few of them are no reason to block the rest.
+    ref_surprises, ref_kept = fitted.arrays["reference_surprise"], fitted.arrays["reference_scores"] <= \
+        thresholds[fitted.arrays["reference_labels"]]
+    if not ref_kept.any():
+        ref_kept = np.ones(len(ref_kept), dtype=bool)
+    unflagged = ~flagged_k
+    n_kept = max(int(unflagged.sum()), 1)
     in_tail = int(np.sum(s > meta["tail_score"]))
-    tail_exceeded, tail_p = rate_exceeds(in_tail, n_known, meta["reference_tail_fraction"], reference_n=n_ref,
-                                         min_excess_fraction=spec.min_excess_fraction,
-                                         max_p_value=spec.max_p_value / 2)
-    ref_surprise = float(fitted.arrays["reference_surprise"].mean())
-    mean_surprise = float(_surprise(1.0 - doubt).mean()) if len(known) else ref_surprise
-    surprise_p = mean_excess_p_value(fitted.arrays["reference_surprise"], mean_surprise, len(known), seed=ctx.seed,
-                                     two_sample=True)
-    changed_share = (mean_surprise - ref_surprise) / max(meta["changed_label_surprise"] - ref_surprise, 1e-12)
+    _, tail_p = rate_exceeds(in_tail, n_known, meta["reference_tail_fraction"], reference_n=n_ref,
+                             min_excess_fraction=spec.min_excess_fraction, max_p_value=spec.max_p_value / 2)
+    kept_tail = float(np.sum(s[unflagged] > meta["tail_score"])) / n_kept
+    ref_kept_tail = float(np.mean(fitted.arrays["reference_scores"][ref_kept] > meta["tail_score"]))
+    tail_exceeded = kept_tail > ref_kept_tail + spec.min_excess_fraction and tail_p < spec.max_p_value / 2
+    ref_surprise = float(ref_surprises.mean())
+    surprises = _surprise(1.0 - doubt)
+    mean_surprise = float(surprises.mean()) if len(known) else ref_surprise
+    surprise_p = mean_excess_p_value(ref_surprises, mean_surprise, len(known), seed=ctx.seed, two_sample=True)
+    ref_kept_surprise = float(ref_surprises[ref_kept].mean())
+    kept_surprise = float(surprises[unflagged].mean()) if unflagged.any() else ref_kept_surprise
+    changed_share = (kept_surprise - ref_kept_surprise) / max(meta["changed_label_surprise"] - ref_kept_surprise,
+                                                               1e-12)
     changed_exceeded = changed_share > spec.min_excess_fraction and surprise_p < spec.max_p_value / 2
     pairs = _pair_table(yk[flagged_k], predicted[flagged_k], yk, fitted, classes, spec)
 
@@ -342,10 +356,11 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
                          spec.max_p_value)))
     elif tail_exceeded or changed_exceeded:
         findings.append(Finding.at_rows(NAME, "label_disagreement_exceeded",
-            f"the batch's labels disagree with trusted data more than the reference's own do: an estimated "
-            f"{max(changed_share, 0.0):.1%} of its labels look changed (mean surprise {mean_surprise:.2f} against "
-            f"{ref_surprise:.2f}, {p_text(surprise_p)}); {in_tail / n_known:.1%} of rows in the reference's most "
-            f"doubtful {meta['reference_tail_fraction']:.0%} ({p_text(tail_p)})", [],
+            f"the batch's labels disagree with trusted data more than the reference's own do (mean surprise "
+            f"{mean_surprise:.2f} against {ref_surprise:.2f}, {p_text(surprise_p)}; {in_tail / n_known:.1%} of rows "
+            f"in the reference's most doubtful {meta['reference_tail_fraction']:.0%}, {p_text(tail_p)}), and not "
+            f"only in the rows quarantined: an estimated {max(changed_share, 0.0):.1%} of the rows it would promote "
+            f"look changed, {kept_tail:.1%} of them in that tail against {ref_kept_tail:.1%} of the reference's", [],
             value=max(changed_share, 0.0), threshold=spec.min_excess_fraction,
             null=null_of("tail share (beta-binomial) and mean surprise (two-sample bootstrap) of the reference's "
                          "out-of-fold-scored rows", n_ref, min(tail_p, surprise_p), spec.max_p_value / 2)))
@@ -367,6 +382,8 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
         "p_value": p_value,
         "tail_fraction": in_tail / n_known,
         "reference_tail_fraction": meta["reference_tail_fraction"],
+        "unflagged_tail_fraction": kept_tail,
+        "reference_unflagged_tail_fraction": ref_kept_tail,
         "tail_p_value": tail_p,
         "mean_surprise": mean_surprise,
         "reference_mean_surprise": ref_surprise,
