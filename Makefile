@@ -24,7 +24,7 @@ $(STAMP):
 setup: $(STAMP)
 
 # One pytest worker per core (pytest-xdist); an idle worker steals queued tests from a busy one
-# (on 2 idle cores, a fresh clone: 5 min 49 s for 419 tests; 10 min 48 s with a file per worker and
+# (on 2 idle cores, a fresh clone: 6 min 10 s for 433 tests; 10 min 48 s with a file per worker and
 # ~19 min in one process, before one OpenMP thread per process and the warm path without GX/Evidently).
 PYTEST_PARALLEL ?= -n auto --dist worksteal
 
