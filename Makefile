@@ -66,7 +66,7 @@ $(BENCH_STAMP): $(STAMP) bench/requirements.lock
 
 bench: setup $(BENCH_STAMP)
 	$(BIN)/python -m bench
-	$(BIN)/python -m bench.fitonce --sizes 1000 20000 1000000 --directory 10000000 10
+	$(BIN)/python -m bench.fitonce --sizes 1000 20000 1000000 --numeric 1000000 --directory 10000000 10
 	$(BIN)/python -m bench.realdata
 	$(BIN)/python -m bench.verdicts
 

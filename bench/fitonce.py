@@ -3,7 +3,7 @@ speed section's synthetic data (20 features, 5% flipped labels), seconds per che
 the import time of each heavy library; written into bench/RESULTS.md between the ``fit-once``
 markers (the rest of the file is left as it is).
 
-    python -m bench.fitonce [--sizes 1000 20000 1000000] [--runs 2] [--directory 10000000 10]
+    python -m bench.fitonce [--sizes 1000 20000 1000000] [--runs 2] [--directory 10000000 10] [--numeric 1000000]
 
 A cold run starts from an empty state directory; a warm run reuses the state the cold run built
 (the same reference, holdout and policy); both are timed as the user would see them, the whole
@@ -45,15 +45,15 @@ def gate(files: Files, out: Path, state: Path) -> dict:
     return {"exit": code, "wall_seconds": wall, "peak_rss_bytes": rss, "verdict": verdict}
 
 
-def measure_size(n: int, paths: dict[int, Path], work: Path, runs: int) -> dict:
+def measure_size(n: int, paths: dict[int, Path], work: Path, runs: int, tag: str = "") -> dict:
     folder = paths[n].parent
     files = Files(folder / "reference.parquet", paths[n], folder / "holdout.parquet", LABEL)
     best: dict[str, dict] = {}
     for i in range(runs):
-        state = work / f"state-{n}-{i}"
+        state = work / f"state-{n}{tag}-{i}"
         shutil.rmtree(state, ignore_errors=True)
-        cold = gate(files, work / f"cold-{n}-{i}", state)
-        warm = gate(files, work / f"warm-{n}-{i}", state)
+        cold = gate(files, work / f"cold-{n}{tag}-{i}", state)
+        warm = gate(files, work / f"warm-{n}{tag}-{i}", state)
         for name, r in (("cold", cold), ("warm", warm)):
             if name not in best or (r["wall_seconds"] or 1e9) < best[name]["wall_seconds"]:
                 best[name] = r
@@ -62,7 +62,7 @@ def measure_size(n: int, paths: dict[int, Path], work: Path, runs: int) -> dict:
         if not same:
             raise SystemExit(f"warm and cold verdicts differ at {n} rows: a fitted state changed a verdict")
     batch_bytes = int(__import__("pandas").read_parquet(paths[n]).memory_usage(deep=True).sum())
-    return {"rows": n, "batch_memory_bytes": batch_bytes,
+    return {"rows": n, "what": f"{n:,}" + (" all numeric" if tag else ""), "batch_memory_bytes": batch_bytes,
             **{f"{k}_{m}": best[k][m] for k in ("cold", "warm") for m in ("wall_seconds", "peak_rss_bytes")},
             **{f"{k}_check_seconds": best[k]["verdict"].get("run", {}).get("check_seconds", {}) for k in ("cold", "warm")},
             "decision": best["warm"]["verdict"].get("decision")}
@@ -93,6 +93,33 @@ def prepare_directory(rows: int, files: int, seed: int, work: Path) -> Path:
     return folder
 
 
+def prepare_numeric(rows: int, seed: int, work: Path) -> Path:
+    """The speed data with every column a number (categorical features and the label as codes):
+    a reference (20k rows), a holdout (5k) and a batch of ``rows`` (5% of labels flipped); kept."""
+    import pandas as pd
+
+    from bench.data import synthetic_frame
+    from bench.speed import FLIP_FRACTION
+    from poisonguard.testing import attacks
+
+    folder = work / "speed" / f"seed{seed}_ref20000_hold5000_numeric{rows}"
+    incoming = folder / "incoming.parquet"
+    if (folder / "done.json").exists():
+        return incoming
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = synthetic_frame(25_000 + rows, seed)
+    for c in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[c]):
+            codes = pd.Categorical(frame[c]).codes
+            frame[c] = codes.astype("int64") if c == LABEL else codes.astype("float64")
+    frame.iloc[:20_000].to_parquet(folder / "reference.parquet", index=False)
+    frame.iloc[20_000:25_000].to_parquet(folder / "holdout.parquet", index=False)
+    batch = frame.iloc[25_000:].reset_index(drop=True)
+    attacks.flip_random(batch, LABEL, FLIP_FRACTION, seed).frame.to_parquet(incoming, index=False)
+    (folder / "done.json").write_text(json.dumps({"rows": rows}))
+    return incoming
+
+
 def measure_directory(rows: int, files: int, work: Path) -> dict:
     """Cold and warm runs of ``--incoming DIR`` on a batch of ``files`` files."""
     folder = prepare_directory(rows, files, 2026, work)
@@ -119,14 +146,16 @@ def render(rows: list[dict], imports: dict[str, float], meta: dict, directory: d
              "| batch rows | cold s | warm s | cold peak RSS | warm peak RSS | RSS / batch (warm) |",
              "|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['rows']:,} | {r['cold_wall_seconds']:.1f} | {r['warm_wall_seconds']:.1f} | "
+        what = r.get("what") or f"{r['rows']:,}"
+        lines.append(f"| {what} | {r['cold_wall_seconds']:.1f} | {r['warm_wall_seconds']:.1f} | "
                      f"{r['cold_peak_rss_bytes'] / 2**20:.0f} MiB | {r['warm_peak_rss_bytes'] / 2**20:.0f} MiB | "
                      f"{r['warm_peak_rss_bytes'] / max(r['batch_memory_bytes'], 1):.1f}x |")
     lines += ["", "Seconds per check (cold / warm):", "",
               "| batch rows | " + " | ".join(CHECKS) + " |", "|---:|" + "---:|" * len(CHECKS)]
     for r in rows:
         cells = [f"{r['cold_check_seconds'].get(c, 0):.1f} / {r['warm_check_seconds'].get(c, 0):.1f}" for c in CHECKS]
-        lines.append(f"| {r['rows']:,} | " + " | ".join(cells) + " |")
+        what = r.get("what") or f"{r['rows']:,}"
+        lines.append(f"| {what} | " + " | ".join(cells) + " |")
     if directory:
         d = directory
         lines += ["", f"A batch of {d['rows']:,} rows in {d['files']} Parquet files (`--incoming DIR`, one file of "
@@ -146,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--directory", nargs=2, type=int, metavar=("ROWS", "FILES"),
                         help="also gate a batch of ROWS rows split into FILES Parquet files (e.g. 10000000 10)")
+    parser.add_argument("--numeric", type=int, metavar="ROWS",
+                        help="also gate an all-numeric batch of ROWS rows (the RSS target holds there too)")
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "fitonce")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args(argv)
@@ -156,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(measure_size(n, paths, args.work, args.runs))
         r = rows[-1]
         print(f"[fit-once] {n:,} rows: cold {r['cold_wall_seconds']:.1f} s, warm {r['warm_wall_seconds']:.1f} s, "
+              f"warm peak RSS {r['warm_peak_rss_bytes'] / 2**20:.0f} MiB", flush=True)
+    if args.numeric:
+        rows.append(measure_size(args.numeric, {args.numeric: prepare_numeric(args.numeric, 2026, args.work)},
+                                 args.work, args.runs, tag="-numeric"))
+        r = rows[-1]
+        print(f"[fit-once] {r['what']} rows: cold {r['cold_wall_seconds']:.1f} s, warm {r['warm_wall_seconds']:.1f} s, "
               f"warm peak RSS {r['warm_peak_rss_bytes'] / 2**20:.0f} MiB", flush=True)
     directory = None
     if args.directory:
