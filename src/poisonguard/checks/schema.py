@@ -200,26 +200,42 @@ def gx_context():
     return gx.get_context(mode="ephemeral", project_config=config)
 
 
+Expectation = tuple[str, str, dict[str, Any]]  # (GX expectation type, finding code, kwargs incl. column)
+
+NOT_NULL, BETWEEN, IN_SET = ("expect_column_values_to_not_be_null", "expect_column_values_to_be_between",
+                             "expect_column_values_to_be_in_set")
+
+
+def expectations(rules: list[Rule]) -> list[Expectation]:
+    """The suite of ``rules``, in suite order: the one place a rule becomes expectations, for
+    GX's suite (:func:`build_suite`), its JSON (:func:`suite_json`) and its compiled evaluation
+    (:func:`compiled_outcomes`). Bounds are floats (as GX stores them); unset ones are left out."""
+    out: list[Expectation] = []
+    for r in rules:
+        if r.max_null_fraction == 0:
+            out.append((NOT_NULL, "missing_label" if r.is_label else "unexpected_null", {"column": r.column}))
+        elif r.max_null_fraction < 1:
+            out.append((NOT_NULL, "null_fraction_exceeded", {"column": r.column, "mostly": 1 - r.max_null_fraction}))
+        if r.kind == "numeric" and (r.min is not None or r.max is not None):
+            bounds = {"min_value": r.min, "max_value": r.max}
+            out.append((BETWEEN, "out_of_range",
+                        {"column": r.column} | {k: float(v) for k, v in bounds.items() if v is not None}))
+        if r.allowed is not None:
+            out.append((IN_SET, "unknown_label" if r.is_label else "unexpected_category",
+                        {"column": r.column, "value_set": list(r.allowed)}))
+    return out
+
+
 def build_suite(rules: list[Rule], name: str = "poisonguard"):
     """The Great Expectations suite for ``rules``. Each expectation's ``meta["code"]`` is the
     poisonguard finding code it maps to. Needs an active context (:func:`gx_context`)."""
     gx = quiet_import("great_expectations")
     gxe = quiet_import("great_expectations.expectations")
+    classes = {NOT_NULL: gxe.ExpectColumnValuesToNotBeNull, BETWEEN: gxe.ExpectColumnValuesToBeBetween,
+               IN_SET: gxe.ExpectColumnValuesToBeInSet}
     suite = gx.ExpectationSuite(name=name)
-    for r in rules:
-        if r.max_null_fraction == 0:
-            code = "missing_label" if r.is_label else "unexpected_null"
-            suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=r.column, meta={"code": code}))
-        elif r.max_null_fraction < 1:
-            suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(
-                column=r.column, mostly=1 - r.max_null_fraction, meta={"code": "null_fraction_exceeded"}))
-        if r.kind == "numeric" and (r.min is not None or r.max is not None):
-            suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(
-                column=r.column, min_value=r.min, max_value=r.max, meta={"code": "out_of_range"}))
-        if r.allowed is not None:
-            suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(
-                column=r.column, value_set=list(r.allowed),
-                meta={"code": "unknown_label" if r.is_label else "unexpected_category"}))
+    for kind, code, kwargs in expectations(rules):
+        suite.add_expectation(classes[kind](**kwargs, meta={"code": code}))
     return suite
 
 
@@ -279,38 +295,24 @@ def suite_json(rules: list[Rule]) -> str:
     """The text of ``schema_suite.json``: the full suite of ``rules``, ready to reuse in GX.
 
     Written without importing Great Expectations (~2 s, once per reference): it is what
-    ``build_suite(rules).to_json_dict()`` serialises to — the expectations in the same order, bounds
-    as floats, unset bounds left out — and ``tests/unit/checks/test_schema.py`` holds the two equal."""
+    ``build_suite(rules).to_json_dict()`` serialises to, and ``tests/unit/checks/test_schema.py``
+    holds the two equal."""
     from importlib.metadata import version
 
-    def expectation(kind: str, column: str, code: str, **kwargs: Any) -> dict[str, Any]:
-        return {"kwargs": {"column": column, **{k: v for k, v in kwargs.items() if v is not None}},
-                "meta": {"code": code}, "severity": "critical", "type": kind}
-
-    out = []
-    for r in rules:
-        if r.max_null_fraction == 0:
-            out.append(expectation("expect_column_values_to_not_be_null", r.column,
-                                   "missing_label" if r.is_label else "unexpected_null"))
-        elif r.max_null_fraction < 1:
-            out.append(expectation("expect_column_values_to_not_be_null", r.column, "null_fraction_exceeded",
-                                   mostly=1 - r.max_null_fraction))
-        if r.kind == "numeric" and (r.min is not None or r.max is not None):
-            out.append(expectation("expect_column_values_to_be_between", r.column, "out_of_range",
-                                   min_value=None if r.min is None else float(r.min),
-                                   max_value=None if r.max is None else float(r.max)))
-        if r.allowed is not None:
-            out.append(expectation("expect_column_values_to_be_in_set", r.column,
-                                   "unknown_label" if r.is_label else "unexpected_category", value_set=list(r.allowed)))
-    suite = {"expectations": out, "id": None, "meta": {"great_expectations_version": version("great_expectations")},
-             "name": "poisonguard", "notes": None}
-    return json.dumps(suite, indent=2, sort_keys=True, default=str) + "\n"
+    return _suite_text({"expectations": [{"kwargs": kwargs, "meta": {"code": code}, "severity": "critical",
+                                          "type": kind} for kind, code, kwargs in expectations(rules)],
+                        "id": None, "meta": {"great_expectations_version": version("great_expectations")},
+                        "name": "poisonguard", "notes": None})
 
 
 def gx_suite_json(rules: list[Rule]) -> str:
     """:func:`suite_json` as Great Expectations itself serialises :func:`build_suite` (the oracle)."""
     gx_context()  # GX builds suites inside an active context
-    return json.dumps(build_suite(rules).to_json_dict(), indent=2, sort_keys=True, default=str) + "\n"
+    return _suite_text(build_suite(rules).to_json_dict())
+
+
+def _suite_text(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
 
 
 def score(frame: pd.DataFrame, fitted: Fitted, spec: Spec, ctx: GateContext) -> PartScores:
@@ -379,28 +381,25 @@ def _differ(a: list[Outcome], b: list[Outcome]) -> bool:
 
 
 def compiled_outcomes(view: dict[str, Any], rules: list[Rule]) -> list[Outcome]:
-    """The suite :func:`build_suite` makes from ``rules``, evaluated vectorised on ``view`` (numeric
+    """The suite of ``rules`` (:func:`expectations`), evaluated vectorised on ``view`` (numeric
     columns as float64 with NaN for missing, categorical ones as text with None), in suite order:
     what GX's not-null, between (inclusive, missing values not counted) and in-set expectations
     report as unexpected. Held equal to :func:`gx_outcomes` by tests; it skips GX's ~2 s import
     and its per-row Python work on the batches where nothing fails."""
     out: list[Outcome] = []
-    for r in rules:
-        values = view[r.column]
+    for kind, code, kwargs in expectations(rules):
+        values = view[kwargs["column"]]
         missing = pd.isna(values)
-        if r.max_null_fraction == 0:
-            out.append(("missing_label" if r.is_label else "unexpected_null", r.column, np.flatnonzero(missing)))
-        elif r.max_null_fraction < 1:
-            out.append(("null_fraction_exceeded", r.column, np.flatnonzero(missing)))
-        if r.kind == "numeric" and (r.min is not None or r.max is not None):
+        if kind == NOT_NULL:
+            broken = missing
+        elif kind == BETWEEN:
+            low, high = kwargs.get("min_value"), kwargs.get("max_value")
             with np.errstate(invalid="ignore"):
-                outside = ((values < r.min) if r.min is not None else False) | \
-                          ((values > r.max) if r.max is not None else False)
-            out.append(("out_of_range", r.column, np.flatnonzero(outside & ~missing)))
-        if r.allowed is not None:
-            known = pd.Series(values, dtype="object").isin(r.allowed).to_numpy()
-            out.append(("unknown_label" if r.is_label else "unexpected_category", r.column,
-                        np.flatnonzero(~known & ~missing)))
+                outside = ((values < low) if low is not None else False) | ((values > high) if high is not None else False)
+            broken = outside & ~missing
+        else:
+            broken = ~pd.Series(values, dtype="object").isin(kwargs["value_set"]).to_numpy() & ~missing
+        out.append((code, kwargs["column"], np.flatnonzero(broken)))
     return out
 
 
