@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import Field
 
 from poisonguard.checks.drift import CATEGORICAL_METHOD, NUMERIC_METHOD, _distance, _prepared, _sample, noise_threshold
-from poisonguard.kernel.batch import Batch, as_batch
+from poisonguard.kernel.batch import Batch, as_batch, sample_positions
 from poisonguard.kernel.context import GateContext, is_numeric, label_strings
 from poisonguard.kernel.hashing import canonical_block, row_keys
 from poisonguard.kernel.results import CheckResult, Finding, Severity, null_of
@@ -115,8 +115,7 @@ def run(frame: pd.DataFrame | Batch, spec: Spec, *, ctx: GateContext) -> CheckRe
 def _cumulative_sample(since: pd.DataFrame, batch: Batch, kept: np.ndarray, n: int, seed: int) -> pd.DataFrame:
     """A seeded sample of at most ``n`` rows of the history followed by the batch's ``kept`` rows:
     the rows ``drift._sample`` draws from their concatenation, reading only the batch rows drawn."""
-    total = len(since) + len(kept)
-    pos = np.arange(total) if total <= n else np.sort(np.random.default_rng(seed).choice(total, n, replace=False))
+    pos = sample_positions(len(since) + len(kept), n, seed)
     old, new = pos[pos < len(since)], kept[pos[pos >= len(since)] - len(since)]
     return pd.concat([since.iloc[old], batch.take(new)], ignore_index=True)
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator
 
-from poisonguard.kernel.batch import Batch, as_batch
+from poisonguard.kernel.batch import Batch, as_batch, sample_positions
 from poisonguard.kernel.context import GateContext, is_numeric, label_strings
 from poisonguard.kernel.imports import quiet_import
 from poisonguard.kernel.parts import Fitted
@@ -142,9 +142,7 @@ def label_null_threshold(labels: pd.Series, n_batch: int, spec: Spec, seed: int)
 
 
 def _sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
-    if len(frame) <= n:
-        return frame
-    return frame.iloc[np.sort(np.random.default_rng(seed).choice(len(frame), n, replace=False))]
+    return frame if len(frame) <= n else frame.iloc[sample_positions(len(frame), n, seed)]
 
 
 def _prepared(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:

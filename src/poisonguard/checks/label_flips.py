@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from poisonguard.kernel.batch import sample_positions
 from poisonguard.kernel.context import GateContext
 from poisonguard.kernel.models import classifier, model_arrays, model_from_arrays, side_by_side
 from poisonguard.kernel.parts import Fitted, PartScores
@@ -115,7 +116,7 @@ def _training_set(ctx: GateContext, spec: Spec) -> tuple[np.ndarray, np.ndarray]
     def pick() -> tuple[np.ndarray, np.ndarray]:
         x, y = ctx.encode(ctx.reference), ctx.label_codes(ctx.reference)
         if len(x) > spec.max_fit_rows:
-            keep = np.sort(np.random.default_rng(ctx.seed).choice(len(x), spec.max_fit_rows, replace=False))
+            keep = sample_positions(len(x), spec.max_fit_rows, ctx.seed)
             x, y = x[keep], y[keep]
         return x, y
     return ctx.cached(("label_flips.training_set", spec.max_fit_rows), pick)
@@ -318,8 +319,8 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
     # over every row; the excess that must clear min_excess_fraction is that of the rows it would
     # promote, against the reference's rows under their class's threshold: flips caught row by row
     # are quarantined, and a few of them are no reason to block the rest.
-    ref_surprises, ref_kept = fitted.arrays["reference_surprise"], fitted.arrays["reference_scores"] <= \
-        thresholds[fitted.arrays["reference_labels"]]
+    ref_scores, ref_surprises = fitted.arrays["reference_scores"], fitted.arrays["reference_surprise"]
+    ref_kept = ref_scores <= thresholds[fitted.arrays["reference_labels"]]
     if not ref_kept.any():
         ref_kept = np.ones(len(ref_kept), dtype=bool)
     unflagged = ~flagged_k
@@ -328,7 +329,7 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
     _, tail_p = rate_exceeds(in_tail, n_known, meta["reference_tail_fraction"], reference_n=n_ref,
                              min_excess_fraction=spec.min_excess_fraction, max_p_value=spec.max_p_value / 2)
     kept_tail = float(np.sum(s[unflagged] > meta["tail_score"])) / n_kept
-    ref_kept_tail = float(np.mean(fitted.arrays["reference_scores"][ref_kept] > meta["tail_score"]))
+    ref_kept_tail = float(np.mean(ref_scores[ref_kept] > meta["tail_score"]))
     tail_exceeded = kept_tail > ref_kept_tail + spec.min_excess_fraction and tail_p < spec.max_p_value / 2
     ref_surprise = float(ref_surprises.mean())
     surprises = _surprise(1.0 - doubt)

@@ -90,11 +90,17 @@ class Batch:
         return rows.reset_index(drop=True)
 
     def sample_positions(self, n: int, seed: int) -> np.ndarray:
-        """``n`` positions drawn without replacement (seeded), sorted; every position when the
-        batch has at most ``n`` rows."""
-        if len(self) <= n:
-            return np.arange(len(self), dtype=np.int64)
-        return np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False))
+        """:func:`sample_positions` of this batch's rows."""
+        return sample_positions(len(self), n, seed)
+
+
+def sample_positions(total: int, n: int, seed: int) -> np.ndarray:
+    """``n`` of ``total`` positions drawn without replacement (seeded), sorted; every position when
+    ``total`` is at most ``n``. The one seeded sample the checks draw from a batch, a reference or
+    the history since the golden reference."""
+    if total <= n:
+        return np.arange(total, dtype=np.int64)
+    return np.sort(np.random.default_rng(seed).choice(total, n, replace=False))
 
 
 def _checked(frame: pd.DataFrame, size: int) -> pd.DataFrame:

@@ -15,10 +15,10 @@ Both values hold only numbers and JSON, and are stored as ``.npz`` (loaded with
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -109,17 +109,23 @@ class PartScores:
         path.parent.mkdir(parents=True, exist_ok=True)
         _save_npz(path, arrays)
 
-    @classmethod
-    def load(cls, path: Path) -> PartScores:
-        data = _load_npz(path)
-        pick = {p: {k.split("/", 1)[1]: v for k, v in data.items() if k.startswith(f"{p}/")}
-                for p in ("row", "pos", "count")}
-        return cls(int(data["n"]), pick["row"], pick["pos"], {k: float(v) for k, v in pick["count"].items()})
+
+class _Part(Protocol):
+    """What :func:`merge` reads of a part: a :class:`PartScores`, or one still on disk."""
+
+    @property
+    def n(self) -> int: ...
+    @property
+    def rows(self) -> Mapping[str, np.ndarray]: ...
+    @property
+    def positions(self) -> Mapping[str, np.ndarray]: ...
+    @property
+    def counts(self) -> Mapping[str, float]: ...
 
 
-def merge(parts: Sequence[PartScores]) -> PartScores:
+def merge(parts: Sequence[_Part]) -> PartScores:
     """The parts as one, in order: rows concatenated, positions shifted, counts added."""
-    if len(parts) == 1:
+    if len(parts) == 1 and isinstance(parts[0], PartScores):
         return parts[0]
     offsets = np.cumsum([0, *(p.n for p in parts)])
     keys = {k for p in parts for k in p.rows}
@@ -133,28 +139,34 @@ def merge(parts: Sequence[PartScores]) -> PartScores:
 
 
 def merge_files(paths: Sequence[Path]) -> PartScores:
-    """``merge`` of the parts saved at ``paths``, read one array at a time: a 10M-row batch's
-    scores are never held twice (parts and merged) at once."""
-    if len(paths) == 1:
-        return PartScores.load(paths[0])
+    """``merge`` of the parts saved at ``paths``, each array read when it is merged: a 10M-row
+    batch's scores are never held twice (parts and merged) at once."""
     files = [np.load(p, allow_pickle=False) for p in paths]
     try:
-        sizes = [int(f["n"]) for f in files]
-        offsets = np.cumsum([0, *sizes])
-        names = sorted({k for f in files for k in f.files if "/" in k})
-        arrays: dict[str, dict[str, np.ndarray]] = {"row": {}, "pos": {}}
-        counts: dict[str, float] = {}
-        for name in names:
-            kind, key = name.split("/", 1)
-            if kind == "row":
-                arrays["row"][key] = _owned(np.concatenate([f[name] for f in files]))
-            elif kind == "pos":
-                arrays["pos"][key] = _owned(np.concatenate(
-                    [f[name].astype(np.int64) + off if name in f.files else np.empty(0, np.int64)
-                     for f, off in zip(files, offsets, strict=False)]))
-            else:
-                counts[key] = float(sum(float(f[name]) for f in files if name in f.files))
+        return merge([_Stored(f) for f in files])
     finally:
         for f in files:
             f.close()
-    return PartScores(int(offsets[-1]), arrays["row"], arrays["pos"], counts)
+
+
+class _Stored:
+    """A saved part as :func:`merge` reads it (``n``, ``rows``, ``positions``, ``counts``), its
+    arrays read from the ``.npz`` only when asked for."""
+
+    def __init__(self, data: Any) -> None:
+        self.n = int(data["n"])
+        self.rows, self.positions, self.counts = (_Prefixed(data, p) for p in ("row", "pos", "count"))
+
+
+class _Prefixed(Mapping[str, Any]):
+    def __init__(self, data: Any, prefix: str) -> None:
+        self._data, self._prefix = data, f"{prefix}/"
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[self._prefix + key]
+
+    def __iter__(self) -> Iterator[str]:
+        return (k[len(self._prefix):] for k in self._data.files if k.startswith(self._prefix))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
