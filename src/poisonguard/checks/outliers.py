@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import Field
 
 from poisonguard.kernel.context import GateContext
+from poisonguard.kernel.models import ForestScorer, forest_arrays
 from poisonguard.kernel.parts import Fitted, PartScores
 from poisonguard.kernel.results import CheckResult, Finding, Severity, null_of, reference_quantiles
 from poisonguard.kernel.spec import CheckSpec
@@ -59,11 +60,14 @@ def fit_detector(x_reference: np.ndarray, spec: Spec, seed: int):
     return model.fit(x_reference)
 
 
-def _forest(spec: Spec, ctx: GateContext):
-    """The forest fitted on the reference; refitted (deterministically, from the seed) in each
-    process that scores rows, so no fitted model is ever stored or unpickled."""
-    return ctx.cached(("outliers.forest", spec.n_estimators, spec.max_samples),
-                      lambda: fit_detector(ctx.encode(ctx.reference), spec, ctx.seed))
+def _forest(spec: Spec, ctx: GateContext, fitted: Fitted):
+    """The forest fitted on the reference, once per process: rebuilt from the numbers ``fitted``
+    keeps (see :func:`fit`; no fitted model is ever pickled), or refitted, deterministically from
+    the seed, when it keeps none."""
+    def build():
+        numbers = {n.removeprefix("forest/"): a for n, a in fitted.arrays.items() if n.startswith("forest/")}
+        return ForestScorer(numbers) if numbers else fit_detector(ctx.encode(ctx.reference), spec, ctx.seed)
+    return ctx.cached(("outliers.forest", spec.n_estimators, spec.max_samples), build)
 
 
 def outlier_scores(model, x: np.ndarray) -> np.ndarray:
@@ -102,16 +106,19 @@ def fit(spec: Spec, ctx: GateContext) -> Fitted:
     iso_threshold = float(np.quantile(ref_iso, spec.reference_quantile)) + spec.score_margin
     z_threshold = max(float(np.quantile(ref_z, spec.reference_quantile)) * (1 + spec.z_margin_fraction), 1e-9)
     ref_scores = np.maximum(ref_iso / iso_threshold, ref_z / z_threshold)
+    # The forest scoring the batch, as numbers: warm runs and scoring processes rebuild it instead
+    # of refitting it (0.9 s of a 3 s warm run on a 1k-row batch).
+    forest = {f"forest/{n}": a for n, a in forest_arrays(fit_detector(x_ref, spec, ctx.seed)).items()}
     return Fitted({"isolation_threshold": iso_threshold, "z_threshold": z_threshold, "numeric_columns": n_numeric,
                    "reference_flagged_fraction": float(np.mean(ref_scores > 1)), "reference_rows": len(x_ref),
-                   "reference_score_quantiles": reference_quantiles(ref_scores)})
+                   "reference_score_quantiles": reference_quantiles(ref_scores)}, forest)
 
 
 def score(frame: pd.DataFrame, fitted: Fitted, spec: Spec, ctx: GateContext) -> PartScores:
     """Per row: the larger of the two signals over its threshold (above 1 = outlier), and
     whether the extreme-value signal alone crosses its threshold."""
     x = ctx.encode(frame)
-    iso, z = outlier_scores(_forest(spec, ctx), x), max_abs_z(x, fitted.meta["numeric_columns"])
+    iso, z = outlier_scores(_forest(spec, ctx, fitted), x), max_abs_z(x, fitted.meta["numeric_columns"])
     z_ratio = z / fitted.meta["z_threshold"]
     scores = np.maximum(iso / fitted.meta["isolation_threshold"], z_ratio)
     return PartScores(len(frame), {"score": scores, "extreme": z_ratio > 1})

@@ -111,3 +111,56 @@ def model_from_arrays(kind: ModelKind | str, seed: int, arrays) -> object:
     model._bin_mapper = mapper
     model._loss = model._get_loss(sample_weight=None)
     return model
+
+
+class ForestScorer:
+    """An IsolationForest's ``score_samples`` from its numbers (see :func:`forest_arrays`): each
+    tree is scikit-learn's own compiled ``Tree`` rebuilt from its node table, and the per-row sum
+    runs in the forest's tree order, so a forest kept as numbers scores bit for bit as the fitted
+    one did (a test compares them)."""
+
+    def __init__(self, arrays) -> None:
+        import numpy as np
+        from sklearn.tree._tree import Tree
+
+        self.n_features = int(arrays["n_features_in_"])
+        counts = np.asarray(arrays["node_counts"])
+        nodes = np.split(np.array(arrays["nodes"]), np.cumsum(counts)[:-1])
+        lengths = np.split(np.array(arrays["path_lengths"]), np.cumsum(counts)[:-1])
+        self.trees = []
+        for table, depth, path in zip(nodes, np.asarray(arrays["max_depths"]), lengths, strict=True):
+            tree = Tree(self.n_features, np.array([1], dtype=np.intp), 1)
+            tree.__setstate__({"max_depth": int(depth), "node_count": len(table), "nodes": table,
+                               "values": np.zeros((len(table), 1, 1))})
+            self.trees.append((tree, path))
+        self.denominator = float(arrays["denominator"])
+
+    def score_samples(self, x):
+        """Like ``IsolationForest.score_samples``: the lower, the more abnormal."""
+        import numpy as np
+
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(f"expected rows of {self.n_features} features, got shape {x.shape}")
+        depths = np.zeros(len(x), order="f")
+        for tree, path in self.trees:
+            depths += path[tree.apply(x)]
+        return -(2 ** (-np.divide(depths, self.denominator, out=np.ones_like(depths), where=self.denominator != 0)))
+
+
+def forest_arrays(model) -> dict:
+    """A fitted ``IsolationForest`` (grown on every feature) as named numeric arrays: each tree's
+    node table and, per node, the path length ``score_samples`` adds for a row ending there."""
+    import numpy as np
+    from sklearn.ensemble._iforest import _average_path_length
+
+    if model._max_features != model.n_features_in_:
+        raise ValueError("only a forest grown on every feature can be kept as numbers")
+    states = [e.tree_.__getstate__() for e in model.estimators_]
+    paths = [d + a - 1.0 for d, a in zip(model._decision_path_lengths, model._average_path_length_per_tree,
+                                        strict=True)]
+    return {"n_features_in_": np.int64(model.n_features_in_), "nodes": np.concatenate([s["nodes"] for s in states]),
+            "node_counts": np.array([s["node_count"] for s in states]),
+            "max_depths": np.array([s["max_depth"] for s in states]),
+            "path_lengths": np.concatenate(paths).astype(np.float64),
+            "denominator": np.float64(len(model.estimators_) * _average_path_length([model._max_samples])[0])}

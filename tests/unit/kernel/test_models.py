@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from poisonguard.kernel.models import classifier, model_arrays, model_from_arrays, side_by_side
+from poisonguard.kernel.models import (
+    ForestScorer,
+    classifier,
+    forest_arrays,
+    model_arrays,
+    model_from_arrays,
+    side_by_side,
+)
 
 
 @pytest.mark.parametrize("kind", ["logistic", "gradient_boosting"])
@@ -32,6 +39,22 @@ def test_the_numbers_survive_npz_without_pickle(tmp_path):
     with np.load(tmp_path / "m.npz", allow_pickle=False) as data:
         rebuilt = model_from_arrays("gradient_boosting", 1, {k: data[k] for k in data.files})
     assert np.array_equal(rebuilt.predict_proba(x), model.predict_proba(x))
+
+
+@pytest.mark.parametrize("max_samples", [256, 40])
+def test_an_isolation_forest_kept_as_numbers_scores_the_same_bits(tmp_path, max_samples):
+    from sklearn.ensemble import IsolationForest
+
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(2000, 6))
+    forest = IsolationForest(n_estimators=30, max_samples=max_samples, random_state=2, n_jobs=1).fit(x)
+    np.savez(tmp_path / "f.npz", **forest_arrays(forest))
+    with np.load(tmp_path / "f.npz", allow_pickle=False) as data:
+        rebuilt = ForestScorer({k: data[k] for k in data.files})
+    fresh = np.vstack([rng.normal(size=(500, 6)) * 3, x[:10]])
+    assert np.array_equal(rebuilt.score_samples(fresh), forest.score_samples(fresh))
+    with pytest.raises(ValueError, match="6 features"):
+        rebuilt.score_samples(fresh[:, :5])
 
 
 def test_fits_side_by_side_equal_fits_one_after_another(monkeypatch):
