@@ -48,6 +48,11 @@ class Spec(CheckSpec):
         10.0, gt=0, description="Pseudo-rows of the reference's class prior blended into the value's label share.")
     min_row_overlap: float = Field(
         0.5, gt=0, le=1, description="Values whose row sets overlap this much are one pattern (multi-column trigger).")
+    min_anchor_lift: float = Field(
+        2.0, ge=1, description="A value this many times more frequent than in the reference (but below min_lift) "
+        "anchors a search for a second value its rows share: a trigger of two values trusted data holds often, "
+        "each alone too common to stand out, whose combination is rare.")
+    max_anchors: int = Field(50, ge=0, le=1000, description="At most this many anchors (the highest lifts) per batch.")
 
 
 def _value_keys(series: pd.Series) -> pd.Series:
@@ -57,12 +62,20 @@ def _value_keys(series: pd.Series) -> pd.Series:
     return series.astype("object").where(series.notna(), None).map(lambda v: None if v is None else str(v))
 
 
+def _min_support(n: int, spec: Spec) -> int:
+    """Rows a pattern needs in a batch of ``n``."""
+    return max(spec.min_rows, int(np.ceil(spec.min_fraction * n)))
+
+
 def find_candidates(batch: Batch, ctx: GateContext, spec: Spec) -> list[dict]:
     """Every (column, value) at least ``min_lift`` times more frequent in the batch than in the
-    reference, on at least ``min_rows`` rows (one column of the batch read at a time)."""
+    reference, on at least ``min_rows`` rows; and every pair of values on two columns whose rows
+    together are, where one of the two is an anchor (see :func:`_paired`). One column of the batch
+    is read at a time."""
     n, n_ref = len(batch), len(ctx.reference)
-    min_support = max(spec.min_rows, int(np.ceil(spec.min_fraction * n)))
-    found = []
+    min_support = _min_support(n, spec)
+    found: list[dict] = []
+    anchors: list[dict] = []
     for col in ctx.feature_columns:
         keys = _value_keys(batch.column(col))
         counts = keys.value_counts(dropna=True)
@@ -72,16 +85,57 @@ def find_candidates(batch: Batch, ctx: GateContext, spec: Spec) -> list[dict]:
         ref_keys = _value_keys(ctx.reference[col])
         ref_counts = ref_keys.value_counts(dropna=True).reindex(counts.index, fill_value=0)
         lift = (counts / n) / ((ref_counts + 1) / (n_ref + 1))
-        for value in lift.index[lift.to_numpy() >= spec.min_lift]:
-            found.append({"column": col, "value": _plain(value), "rows": np.flatnonzero((keys == value).to_numpy()),
-                          "reference_count": int(ref_counts[value]), "lift": float(lift[value])})
+        for value in lift.index[lift.to_numpy() >= spec.min_anchor_lift]:
+            candidate = {"column": col, "value": _plain(value), "rows": np.flatnonzero((keys == value).to_numpy()),
+                         "reference_count": int(ref_counts[value]), "lift": float(lift[value])}
+            (found if lift[value] >= spec.min_lift else anchors).append(candidate)
+    anchors = sorted(anchors, key=lambda a: (-a["lift"], a["column"]))[: spec.max_anchors]
+    return found + _paired(anchors, batch, ctx, spec, min_support) if anchors else found
+
+
+def _paired(anchors: list[dict], batch: Batch, ctx: GateContext, spec: Spec, min_support: int) -> list[dict]:
+    """Pairs (anchor value, value of another column) on at least ``min_support`` rows of the batch,
+    ``min_lift`` times more frequent together than in the reference. A trigger stamped on 4% of
+    rows with values trusted data holds often (jobs = 4 on a third of its rows) lifts that value
+    by a few percent only; together with the other value, its rows stand out."""
+    n, n_ref = len(batch), len(ctx.reference)
+    ref_at = {id(a): (_value_keys(ctx.reference[a["column"]]) == a["value"]).to_numpy() for a in anchors}
+    found = []
+    for col in ctx.feature_columns:
+        keys, ref_keys = None, None
+        for anchor in anchors:
+            if anchor["column"] == col:
+                continue
+            keys = _value_keys(batch.column(col)) if keys is None else keys
+            ref_keys = _value_keys(ctx.reference[col]) if ref_keys is None else ref_keys
+            at = keys.iloc[anchor["rows"]]
+            counts = at.value_counts(dropna=True)
+            counts = counts[counts >= min_support]
+            if counts.empty:
+                continue
+            ref_counts = ref_keys[ref_at[id(anchor)]].value_counts(dropna=True).reindex(counts.index, fill_value=0)
+            lift = (counts / n) / ((ref_counts + 1) / (n_ref + 1))
+            for value in lift.index[lift.to_numpy() >= spec.min_lift]:
+                rows = anchor["rows"][(at == value).to_numpy()]
+                found.append({"column": col, "value": _plain(value), "rows": rows, "lift": float(lift[value]),
+                              "reference_count": int((ref_keys == value).sum()), "anchor": anchor})
     return found
 
 
 def merge_patterns(candidates: list[dict], spec: Spec) -> list[dict]:
-    """Group candidates whose rows overlap into patterns: one trigger over several columns."""
+    """Group candidates whose rows overlap into patterns: one trigger over several columns. A
+    paired candidate (see :func:`_paired`) is a pattern of its own, its two values, once."""
     patterns: list[dict] = []
+    pairs: dict[frozenset, dict] = {}
     for cand in sorted(candidates, key=lambda c: (-len(c["rows"]), c["column"])):
+        if "anchor" in cand:
+            anchor = cand["anchor"]
+            trigger = {anchor["column"]: anchor["value"], cand["column"]: cand["value"]}
+            pairs.setdefault(frozenset(trigger.items()), {
+                "trigger": trigger, "rows": cand["rows"],
+                "reference_counts": {anchor["column"]: anchor["reference_count"],
+                                     cand["column"]: cand["reference_count"]}})
+            continue
         for pat in patterns:
             overlap = len(np.intersect1d(pat["rows"], cand["rows"])) / min(len(pat["rows"]), len(cand["rows"]))
             if overlap >= spec.min_row_overlap:
@@ -92,7 +146,18 @@ def merge_patterns(candidates: list[dict], spec: Spec) -> list[dict]:
         else:
             patterns.append({"trigger": {cand["column"]: cand["value"]}, "rows": cand["rows"],
                              "reference_counts": {cand["column"]: cand["reference_count"]}})
-    return patterns
+    return patterns + list(pairs.values())
+
+
+def strongest(patterns: list[dict], spec: Spec) -> list[dict]:
+    """The backdoors found, strongest (smallest p-value) first, less any whose rows are mostly
+    those of a stronger one: two values that ride along on one trigger's rows are one finding."""
+    kept: list[dict] = []
+    for pat in sorted(patterns, key=lambda p: (p["p_value"], -len(p["rows"]))):
+        if not any(len(np.intersect1d(pat["rows"], k["rows"])) >= spec.min_row_overlap * len(pat["rows"])
+                   for k in kept):
+            kept.append(pat)
+    return kept
 
 
 def judge_pattern(pattern: dict, batch: Batch, labels: np.ndarray, ctx: GateContext, spec: Spec) -> dict | None:
@@ -100,38 +165,56 @@ def judge_pattern(pattern: dict, batch: Batch, labels: np.ndarray, ctx: GateCont
 
     It is one when (1) the rows carrying every value of the trigger at once are far beyond
     chance — a Poisson tail at the rate the reference gives the values: the larger of the product
-    of their own rates (values that trusted data holds but never together) and the rate at which
+    of their own rates (values that trusted data holds but never together), the rate at which
     they occur together there (columns that depend on each other, e.g. a plan and its fee, share
-    their rows, so the product would understate it) — and (2) its rows almost all carry one
-    label that the reference does not tie to those values. ``labels``: the batch's, as strings.
+    their rows, so the product would understate it) and, for several values, the products of
+    their rates within each class (values tied through the label) — and (2) the rows carrying
+    the whole trigger, beyond those that rate puts there, almost all carry one label that the
+    reference does not tie to those values. ``labels``: the batch's, as strings.
     """
     from scipy.stats import poisson
 
     n, n_ref = len(batch), len(ctx.reference)
     joint = np.ones(n, dtype=bool)
     ref_joint = np.ones(n_ref, dtype=bool)
-    rate = 1.0
+    ref_labels = label_strings(ctx.reference[ctx.label])
+    ref_codes, ref_classes = pd.factorize(ref_labels)
+    class_rows = np.bincount(ref_codes, minlength=len(ref_classes)).astype(float)
+    prior = class_rows / max(n_ref, 1)  # each class's smoothing share: the classes add up to the overall +1
+    rate, by_class = 1.0, prior.copy()
     for col, value in pattern["trigger"].items():
         joint &= (_value_keys(batch.column(col)) == value).to_numpy()
-        ref_joint &= (_value_keys(ctx.reference[col]) == value).to_numpy()
+        at = (_value_keys(ctx.reference[col]) == value).to_numpy()
+        ref_joint &= at
         rate *= (pattern["reference_counts"][col] + 1) / (n_ref + 1)
+        by_class *= (np.bincount(ref_codes[at], minlength=len(ref_classes)) + prior) / (class_rows + 1)
+    # Values that go together through the label (a species' bill and weight) are as common
+    # together as each class makes them: the product of their rates within each class.
+    if len(pattern["trigger"]) > 1:
+        rate = max(rate, float(by_class.sum()))
     rate = max(rate, int(ref_joint.sum()) / max(n_ref, 1))
     k = int(joint.sum())
     p_value = float(poisson.sf(k - 1, n * rate)) if k else 1.0
-    if p_value >= spec.max_p_value:
+    if p_value >= spec.max_p_value or k < _min_support(n, spec):
         return None
-    carried = labels[pattern["rows"]]
+    # The label is judged on the rows carrying the whole trigger: rows that hold one of its
+    # values by nature (age = 41 in a survey) are not part of it.
+    rows = np.flatnonzero(joint)
+    carried = labels[rows]
     top_label, top_count = pd.Series(carried).value_counts().agg(["idxmax", "max"])
-    purity = top_count / len(carried)
-    ref_labels = label_strings(ctx.reference[ctx.label])
-    prior = float((ref_labels == top_label).mean())
+    top_prior = float((ref_labels == top_label).mean())
     ref_top = int(np.sum(ref_labels.to_numpy()[ref_joint] == top_label))
-    p_ref = (ref_top + spec.prior_strength * prior) / (int(ref_joint.sum()) + spec.prior_strength)
+    p_ref = (ref_top + spec.prior_strength * top_prior) / (int(ref_joint.sum()) + spec.prior_strength)
+    # The label share of the rows beyond those trusted data would put there (n * rate of them,
+    # carrying the label at the reference's share): values trusted data holds together now and
+    # then bring a few rows of every label along, which say nothing about the pile-up.
+    natural = min(n * rate, 0.5 * len(carried))
+    purity = min(1.0, max(0.0, (top_count - natural * p_ref) / (len(carried) - natural)))
     # The label share must clear the reference's by the policy's gap, or by half of what is
     # left above it when the label is already common (a majority-class target).
     if purity < spec.min_label_purity or purity - p_ref < min(spec.min_association_gap, (1 - p_ref) / 2):
         return None
-    return pattern | {"label": str(top_label), "purity": float(purity), "reference_label_share": float(p_ref),
+    return pattern | {"rows": rows, "label": str(top_label), "purity": float(purity), "reference_label_share": float(p_ref),
                       "lift": k / max(n * rate, 1e-12), "p_value": p_value}
 
 
@@ -144,7 +227,8 @@ def run(frame: pd.DataFrame | Batch, spec: Spec, *, ctx: GateContext) -> CheckRe
     batch = as_batch(frame)
     merged = merge_patterns(find_candidates(batch, ctx, spec), spec)
     labels = label_strings(batch.column(ctx.label)).to_numpy() if merged else np.array([], dtype=object)
-    patterns = [p for p in (judge_pattern(m, batch, labels, ctx, spec) for m in merged) if p is not None]
+    patterns = strongest([p for p in (judge_pattern(m, batch, labels, ctx, spec) for m in merged) if p is not None],
+                         spec)
     scores = np.zeros(len(batch))
     findings = []
     summaries = []

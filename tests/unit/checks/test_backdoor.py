@@ -46,3 +46,34 @@ def test_values_trusted_data_holds_but_never_together_are_a_trigger():
     reference, batch = frame(5000), frame(1000)
     batch.loc[:39, ["a", "b", "y"]] = [7, 3, "yes"]
     assert _backdoor_codes(reference, batch) == {"backdoor_trigger", "backdoor_pattern"}
+
+
+def _common_values_frame(n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Two columns of few values (each value on ~1/3 and ~1/30 of rows), labels 'yes' on a third."""
+    return pd.DataFrame({"jobs": rng.integers(1, 4, n), "years": rng.integers(0, 30, n), "x": rng.normal(size=n),
+                         "y": rng.choice(["yes", "no", "no"], n)})
+
+
+def test_two_values_each_too_common_to_stand_out_are_a_trigger_together():
+    # jobs = 2 is on a third of trusted rows: stamped on 4% of the batch it rises by a tenth, never
+    # the 5x a single value needs; years = 10 rises ~2.2x (an anchor). Together they are on ~1.1%
+    # of trusted rows and 5% of the batch, all labelled 'yes'.
+    rng = np.random.default_rng(11)
+    reference, batch = _common_values_frame(4000, rng), _common_values_frame(1200, rng)
+    ctx = GateContext(reference=reference, holdout=reference.iloc[:0], label="y", seed=0)
+    single = [c for c in backdoor.find_candidates(backdoor.as_batch(batch), ctx, backdoor.Spec()) if "anchor" not in c]
+    batch.loc[:47, ["jobs", "years", "y"]] = [2, 10, "yes"]
+    result = REGISTRY["backdoor"].run(batch, backdoor.Spec(), ctx=ctx)
+    assert {f.code for f in result.findings} == {"backdoor_trigger", "backdoor_pattern"}
+    (pattern,) = result.metrics["patterns"]
+    assert pattern["trigger"] == {"jobs": 2.0, "years": 10.0} and pattern["label"] == "yes"
+    assert set(range(48)) <= set(np.flatnonzero(result.scores > 0))  # the stamped rows, not every 'jobs = 2' row
+    assert np.sum(result.scores > 0) < 60
+    assert single == []  # no value alone was a candidate before the stamp
+
+
+def test_clean_batches_of_common_values_raise_no_pair():
+    rng = np.random.default_rng(12)
+    reference = _common_values_frame(4000, rng)
+    for _ in range(20):
+        assert _backdoor_codes(reference, _common_values_frame(600, rng)) == set()
