@@ -13,6 +13,13 @@ with the label, 1 = nothing does (the higher, the more suspicious). Rows the mod
 of (``p_model >= clear_probability``) score ``1 - p_model`` and skip the costly neighbour look-up;
 the reference is scored by the same rule, so the two stay comparable.
 
+A doubted row that lies closer to a trusted row of another class than the reference's own doubted
+rows come to theirs (``near_copy_quantile`` of those distances; exact repeats are provenance's)
+nearly copies that row with a changed label: it scores 1, the most doubtful a row can. Jittered
+copies of trusted rows relabelled (a class-prior shift that hides its wrong labels) are caught
+this way where the model alone is too weak to tell; the reference's own rows meet the same rule,
+so its flagged share, which the batch is tested against, counts them too.
+
 Each row's score becomes a conformal p-value against the reference's own scores for its class:
 the share of trusted rows of that class that look at least as doubtful. A row is flagged when
 its score is above its class's high reference quantile, or when the Benjamini-Hochberg
@@ -81,6 +88,11 @@ class Spec(CheckSpec):
     min_threshold: float = Field(0.5, ge=0, le=1, description="...but never below this (the signals must disagree)...")
     max_threshold: float = Field(
         0.99, ge=0, le=1, description="...and never above this (so a very noisy reference still flags something).")
+    near_copy_quantile: float = Field(
+        0.01, ge=0, lt=1,
+        description="A row the model doubts that lies closer to a trusted row of another class than this quantile "
+        "of the reference's own doubted rows' nearest-neighbour distances (exact repeats aside) is a near copy "
+        "with a changed label: it is flagged (0: off).")
     max_false_discovery_fraction: float = Field(
         0.1, gt=0, lt=1,
         description="Also flag the rows the Benjamini-Hochberg procedure selects at this false discovery rate.")
@@ -139,39 +151,58 @@ def _fitted_models(kind: str, ctx: GateContext, spec: Spec, kept: Fitted | None 
 
 
 def _neighbour_share(index, y_fit: np.ndarray, x: np.ndarray, k: int, given: np.ndarray, n_classes: int,
-                     skip_self: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Share of each row's k nearest trusted rows that carry its given label, and the most common
-    label among them. ``skip_self`` leaves the row itself out (scoring the reference)."""
+                     skip_self: bool) -> tuple[np.ndarray, ...]:
+    """Share of each row's k nearest trusted rows that carry its given label, the most common
+    label among them, and the distance and label of the nearest one. ``skip_self`` leaves the
+    row itself out (scoring the reference)."""
     share, top = np.zeros(len(x)), np.zeros(len(x), dtype=np.int64)
+    nearest, nearest_label = np.zeros(len(x)), np.zeros(len(x), dtype=np.int64)
     for start in range(0, len(x), 10_000):
         chunk = slice(start, start + 10_000)
-        idx = index.kneighbors(x[chunk], n_neighbors=k + int(skip_self), return_distance=False)[:, int(skip_self):]
+        dist, idx = index.kneighbors(x[chunk], n_neighbors=k + int(skip_self))
+        dist, idx = dist[:, int(skip_self):], idx[:, int(skip_self):]
         labels = y_fit[idx]
         counts = np.stack([(labels == c).sum(axis=1) for c in range(n_classes)], axis=1)
         share[chunk] = counts[np.arange(len(labels)), given[chunk]] / k
         top[chunk] = counts.argmax(axis=1)
-    return share, top
+        nearest[chunk], nearest_label[chunk] = dist[:, 0], labels[:, 0]
+    return share, top, nearest, nearest_label
 
 
-def _score_rows(p_model: np.ndarray, given: np.ndarray, clear_probability: float,
-                neighbours) -> tuple[np.ndarray, np.ndarray]:
-    """Scores (higher = more doubtful label) and predicted labels, one rule for every row.
+def _score_rows(p_model: np.ndarray, given: np.ndarray, clear_probability: float, neighbours,
+                near_distance: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scores (higher = more doubtful label), predicted labels and near copies, one rule for every row.
 
-    ``neighbours(rows)`` returns ``(share of the given label, top label)`` among the trusted
-    neighbours of ``rows``; it is only asked about rows the model does not clear."""
+    ``neighbours(rows)`` returns ``(share of the given label, top label, distance and label of
+    the nearest)`` among the trusted neighbours of ``rows``; it is only asked about rows the model
+    does not clear. A doubted row within ``near_distance`` (but not at 0: exact repeats are
+    provenance's) of a trusted row of another class is a near copy with a changed label: it
+    scores 1, and that row's class is its predicted label."""
     rows = np.arange(len(given))
     m = p_model[rows, given]
     scores = 1.0 - m
     predicted = p_model.argmax(axis=1)
+    near = np.zeros(len(given), dtype=bool)
     need = np.flatnonzero(m < clear_probability)
     if len(need):
-        share, top = neighbours(need)
+        share, top, nearest, nearest_label = neighbours(need)
         scores[need] = 1.0 - (m[need] + share) / 2
         # The predicted label of a doubtful row: the most likely class under both signals.
         mixed = p_model[need].copy()
         mixed[np.arange(len(need)), top] += 1.0
         predicted[need] = mixed.argmax(axis=1)
-    return scores, predicted
+        copies = (nearest > 0) & (nearest <= near_distance) & (nearest_label != given[need])
+        near[need[copies]] = True
+        scores[need[copies]], predicted[need[copies]] = 1.0, nearest_label[copies]
+    return scores, predicted, near
+
+
+def near_copy_distance(nearest: np.ndarray, quantile: float) -> float:
+    """The distance within which a doubted row nearly copies a trusted row: ``quantile`` of the
+    distances ``nearest`` from the reference's doubted rows to their nearest other trusted row,
+    exact repeats aside (0, no near copies, when the quantile is 0 or there is no such row)."""
+    nearest = nearest[nearest > 0]
+    return float(np.quantile(nearest, quantile)) if quantile > 0 and len(nearest) else 0.0
 
 
 def _out_of_fold(kind: str, x: np.ndarray, y: np.ndarray, n_classes: int, spec: Spec, seed: int) -> np.ndarray:
@@ -209,10 +240,11 @@ def fit(spec: Spec, ctx: GateContext) -> Fitted:
     except ValueError:
         kept = {}
 
-    def neighbours(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return _neighbour_share(index, y, x[rows], k, y[rows], n_classes, skip_self=True)
-
-    ref_scores, ref_predicted = _score_rows(oof[kind], y, spec.clear_probability, neighbours)
+    doubted = np.flatnonzero(oof[kind][np.arange(len(y)), y] < spec.clear_probability)
+    looked_up = _neighbour_share(index, y, x[doubted], k, y[doubted], n_classes, skip_self=True)
+    near_distance = near_copy_distance(looked_up[2], spec.near_copy_quantile)
+    ref_scores, ref_predicted, ref_near = _score_rows(oof[kind], y, spec.clear_probability,
+                                                      lambda rows: looked_up, near_distance)
     pooled = float(np.quantile(ref_scores, spec.reference_quantile))
     thresholds = np.full(n_classes, pooled)
     own_class = np.zeros(n_classes, dtype=bool)
@@ -232,7 +264,8 @@ def fit(spec: Spec, ctx: GateContext) -> Fitted:
     tail_cut = float(np.quantile(ref_scores, 1 - spec.tail_fraction))
     return Fitted(
         {"model": kind, "log_loss": losses, "reference_flagged_fraction": float(ref_flagged.mean()),
-         "changed_label_surprise": float(changed.mean()),
+         "changed_label_surprise": float(changed.mean()), "near_distance": near_distance,
+         "reference_near_copy_fraction": float(ref_near.mean()),
          "tail_score": tail_cut, "reference_tail_fraction": float(np.mean(ref_scores > tail_cut))},
         {"thresholds": thresholds, "own_class": own_class, "class_rows": np.bincount(y, minlength=n_classes),
          "reference_surprise": surprise,
@@ -269,13 +302,14 @@ def score(frame: pd.DataFrame, fitted: Fitted, spec: Spec, ctx: GateContext) -> 
     yk = y[known]
     p_model = _proba(model, x, n_classes)
 
-    def neighbours(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def neighbours(rows: np.ndarray) -> tuple[np.ndarray, ...]:
         return _neighbour_share(index, y_fit, x[rows], k, yk[rows], n_classes, skip_self=False)
 
-    s, predicted = _score_rows(p_model, yk, spec.clear_probability, neighbours)
+    s, predicted, near = _score_rows(p_model, yk, spec.clear_probability, neighbours,
+                                     fitted.meta.get("near_distance", 0.0))
     out = {"score": np.zeros(len(frame)), "p_value": np.ones(len(frame)), "predicted": np.full(len(frame), -1),
-           "label": y, "doubt": np.zeros(len(frame))}
-    out["score"][known], out["predicted"][known] = s, predicted
+           "label": y, "doubt": np.zeros(len(frame)), "near_copy": np.zeros(len(frame), dtype=bool)}
+    out["score"][known], out["predicted"][known], out["near_copy"][known] = s, predicted, near
     out["p_value"][known] = conformal_p_values(s, yk, fitted)
     out["doubt"][known] = 1.0 - p_model[np.arange(len(known)), yk]
     return PartScores(len(frame), out)
@@ -305,6 +339,7 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
     over_threshold = s > thresholds[yk]
     selected = benjamini_hochberg(p_values, spec.max_false_discovery_fraction)
     flagged_k = over_threshold | selected
+    near_copies = int(np.sum(scores.rows["near_copy"][known]))
     flagged = known[flagged_k]
     n_known = max(len(known), 1)
     meta = fitted.meta
@@ -347,7 +382,8 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
         findings.append(Finding.at_rows(NAME, "label_flip",
             f"{len(flagged)} row(s) carry a label their trusted neighbours and the reference model disagree with "
             f"({int(over_threshold.sum())} beyond their class's reference threshold, {int(selected.sum())} selected "
-            f"at a {spec.max_false_discovery_fraction:.0%} false discovery rate)", flagged))
+            f"at a {spec.max_false_discovery_fraction:.0%} false discovery rate"
+            + (f"; {near_copies} nearly copy a trusted row of another class)" if near_copies else ")"), flagged))
     if exceeded:
         findings.append(Finding.at_rows(NAME, "flip_fraction_exceeded",
             f"{len(flagged) / n_known:.1%} of the batch look relabelled; the reference's own share is "
@@ -393,6 +429,8 @@ def summarize(scores: PartScores, fitted: Fitted, spec: Spec, ctx: GateContext) 
         "thresholds": dict(zip(classes, thresholds.tolist(), strict=True)),
         "reference_score_quantiles": reference_quantiles(fitted.arrays["reference_scores"]),
         "flip_pairs": pairs,
+        "near_copy_rows": near_copies,
+        "reference_near_copy_fraction": meta.get("reference_near_copy_fraction", 0.0),
     }
     full_scores = scores.rows["score"]
     return CheckResult(NAME, tuple(findings), metrics, full_scores)

@@ -40,3 +40,32 @@ def test_flips_beyond_what_is_caught_still_block():
     base = pd.read_parquet(DIGITS / "incoming" / "clean_1.parquet")
     result = _label_flips(attacks.flip_random(base, "digit", 0.10, seed=6304242).frame)
     assert {"flip_fraction_exceeded", "label_disagreement_exceeded"} & {f.code for f in result.findings}
+
+
+CREDIT = DIGITS.parent / "credit"
+
+
+def test_near_copies_of_trusted_rows_relabelled_are_flagged_and_block():
+    """credit (noisy labels, a weak model): 10% of a batch replaced by jittered near-copies of
+    trusted 'bad' rows labelled 'good' (the matrix's priors_10). The model alone cannot tell them
+    (the rule off: 5 of 44 flagged, nothing blocks); a doubted row closer to a trusted row of
+    another class than the reference's own rows come is flagged, and that is far more than the
+    reference shows. Clean batches gain at most a row or two."""
+    ref = pd.read_parquet(CREDIT / "reference.parquet")
+    ctx = GateContext(reference=ref, holdout=pd.read_parquet(CREDIT / "holdout.parquet"), label="status", seed=0)
+    base = pd.read_parquet(CREDIT / "incoming" / "clean_1.parquet")
+    poisoned = attacks.shift_priors(base, ref, "status", "good", 0.10, seed=20261758)
+    truth = set(int(r) for r in poisoned.rows)
+    spec = Policy().spec("label_flips")
+
+    off = run_check(REGISTRY["label_flips"], poisoned.frame, spec.model_copy(update={"near_copy_quantile": 0.0}), ctx)
+    on = run_check(REGISTRY["label_flips"], poisoned.frame, spec, ctx)
+    assert len(truth & set(map(int, off.flagged_rows))) <= 6
+    assert not [f.code for f in off.findings if f.code.endswith("exceeded")]
+    assert on.metrics["near_copy_rows"] >= 20
+    assert len(truth & set(map(int, on.flagged_rows))) >= 20
+    assert "flip_fraction_exceeded" in {f.code for f in on.findings}
+    for name in ("clean_1", "clean_2", "clean_3"):
+        clean = run_check(REGISTRY["label_flips"], pd.read_parquet(CREDIT / "incoming" / f"{name}.parquet"), spec, ctx)
+        assert clean.metrics["near_copy_rows"] <= 3
+        assert not [f.code for f in clean.findings if f.code != "label_flip"]
