@@ -168,11 +168,13 @@ def judge_pattern(pattern: dict, batch: Batch, labels: np.ndarray, ctx: GateCont
     of their own rates (values that trusted data holds but never together), the rate at which
     they occur together there (columns that depend on each other, e.g. a plan and its fee, share
     their rows, so the product would understate it) and, for several values, the products of
-    their rates within each class (values tied through the label) — and (2) the rows carrying
+    their rates within each class (values tied through the label); where the reference holds the
+    whole trigger on some rows, also beyond the batch's binomial share of all the rows that hold
+    it (the reference's count is a sample, not an exact rate) — and (2) the rows carrying
     the whole trigger, beyond those that rate puts there, almost all carry one label that the
     reference does not tie to those values. ``labels``: the batch's, as strings.
     """
-    from scipy.stats import poisson
+    from scipy.stats import binom, poisson
 
     n, n_ref = len(batch), len(ctx.reference)
     joint = np.ones(n, dtype=bool)
@@ -192,9 +194,16 @@ def judge_pattern(pattern: dict, batch: Batch, labels: np.ndarray, ctx: GateCont
     # together as each class makes them: the product of their rates within each class.
     if len(pattern["trigger"]) > 1:
         rate = max(rate, float(by_class.sum()))
-    rate = max(rate, int(ref_joint.sum()) / max(n_ref, 1))
+    in_reference = int(ref_joint.sum())
+    rate = max(rate, in_reference / max(n_ref, 1))
     k = int(joint.sum())
     p_value = float(poisson.sf(k - 1, n * rate)) if k else 1.0
+    if in_reference and k:
+        # Trusted data holds the pattern itself: its count there is a sample too, not an exact
+        # rate. Given the pattern's rows in both, the batch's share of them is binomial at the
+        # batch's share of all rows when the two are alike (rows that come in natural clusters,
+        # like the households of one postcode, split between them by chance).
+        p_value = max(p_value, float(binom.sf(k - 1, k + in_reference, n / (n + n_ref))))
     if p_value >= spec.max_p_value or k < _min_support(n, spec):
         return None
     # The label is judged on the rows carrying the whole trigger: rows that hold one of its
