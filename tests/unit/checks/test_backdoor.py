@@ -79,14 +79,14 @@ def test_clean_batches_of_common_values_raise_no_pair():
         assert _backdoor_codes(reference, _common_values_frame(600, rng)) == set()
 
 
-def test_a_pattern_trusted_data_holds_is_judged_against_its_count_there_not_an_exact_rate():
-    # Rows that come in natural clusters (households of one postcode share every postcode
-    # column) split between batch and reference by chance: 9 rows of a 1,500-row batch and 1 of
-    # the 3,500 trusted rows hold a = 1, b = 1 (a on ~0.5% of rows, b on ~3%). Taking the one
-    # trusted row as an exact rate puts the 9 at p ~ 1e-8 (ISLR's Caravan, a clean split, was
-    # blocked so); given the 10 rows that hold the pattern, 9 falling in a batch of 30% of all
-    # rows has p ~ 1e-4, not beyond the check's 1e-6. The same 9 rows against a reference that
-    # never holds the pair (only the product of the two values' rates to go by) remain a trigger.
+def test_common_values_that_cluster_by_nature_are_judged_by_how_their_rows_split():
+    # Rows that come in natural clusters (the purchases of one store in one week share the week
+    # and the price) split between batch and reference by chance: 9 rows of a 1,500-row batch hold
+    # a = 1, b = 1 (a on ~0.5% of rows, b on ~3%), the 3,500 trusted rows hold it once or never.
+    # The one trusted row taken as an exact rate, or the product of the two values' rates, puts the
+    # 9 at p < 1e-8 (clean splits of ISLR's Caravan and OJ were blocked so); given the rows that
+    # hold it, 9 of 10 (or of 9) falling in a batch of 30% of all rows has p ~ 1e-4 (2e-5), not
+    # beyond the check's 1e-6. Stamped on 4% of the batch, the same pair is a trigger.
     rng = np.random.default_rng(5)
     def frame(n: int) -> pd.DataFrame:
         return pd.DataFrame({"a": np.where(rng.random(n) < 0.005, 1, rng.integers(2, 300, n)),
@@ -95,7 +95,12 @@ def test_a_pattern_trusted_data_holds_is_judged_against_its_count_there_not_an_e
     reference, batch = frame(3500), frame(1500)
     reference.loc[(reference["a"] == 1) & (reference["b"] == 1), "b"] = 2
     batch.loc[(batch["a"] == 1) & (batch["b"] == 1), "b"] = 2
-    batch.loc[:8, ["a", "b", "y"]] = [1, 1, "yes"]
-    assert _backdoor_codes(reference, batch) == {"backdoor_trigger", "backdoor_pattern"}
-    reference.loc[0, ["a", "b"]] = [1, 1]
-    assert _backdoor_codes(reference, batch) == set()
+    clustered = batch.copy()
+    clustered.loc[:8, ["a", "b", "y"]] = [1, 1, "yes"]
+    assert _backdoor_codes(reference, clustered) == set()
+    once = reference.copy()
+    once.loc[0, ["a", "b"]] = [1, 1]
+    assert _backdoor_codes(once, clustered) == set()
+    stamped = batch.copy()
+    stamped.loc[:59, ["a", "b", "y"]] = [1, 1, "yes"]
+    assert _backdoor_codes(reference, stamped) == {"backdoor_trigger", "backdoor_pattern"}
