@@ -69,3 +69,22 @@ def test_near_copies_of_trusted_rows_relabelled_are_flagged_and_block():
         clean = run_check(REGISTRY["label_flips"], pd.read_parquet(CREDIT / "incoming" / f"{name}.parquet"), spec, ctx)
         assert clean.metrics["near_copy_rows"] <= 3
         assert not [f.code for f in clean.findings if f.code != "label_flip"]
+
+
+def test_a_batch_row_meets_the_same_fold_model_in_any_batch_and_any_order():
+    """Batch rows are scored by the reference's fold models, picked by a hash of each row's values:
+    the pick depends on the row alone (so cold, warm and file-by-file runs agree) and spreads rows
+    evenly over the folds, as the reference's own rows are spread."""
+    import numpy as np
+
+    from poisonguard.checks.label_flips import fold_of
+
+    rng = np.random.default_rng(0)
+    x = np.round(rng.normal(size=(10_000, 6)), 1)
+    folds = fold_of(x, 5)
+    order = rng.permutation(len(x))
+    assert np.array_equal(fold_of(x[order], 5), folds[order])
+    assert np.array_equal(fold_of(x[:100], 5), folds[:100])
+    share = np.bincount(folds, minlength=5) / len(x)
+    assert share.min() > 0.18 and share.max() < 0.22
+    assert len(np.unique(fold_of(x[:, :1], 3))) == 3  # one feature is enough to spread
