@@ -12,9 +12,9 @@ export POISONGUARD_LANDING ?= $(CURDIR)/datasets/landing
 
 .PHONY: setup test test-fast demo airflow-ui screenshots lint format bench bench-quick lock clean
 
-# Bytecode is compiled at install (--compile-bytecode, compileall): where PYTHONDONTWRITEBYTECODE is
-# set (it is on the 2-core machine the benchmarks ran on), every process would otherwise compile every module it imports
-# again (importing scikit-learn, pandas, pyarrow and scipy took 7.5 s there, 2.1 s compiled).
+# Bytecode is compiled at install (--compile-bytecode, compileall): where PYTHONDONTWRITEBYTECODE
+# is set (it was on the 2-core bench machine of 2026-12-08), every process would otherwise compile
+# every module it imports again (scikit-learn, pandas, pyarrow and scipy: 7.5 s, 2.1 s compiled).
 $(STAMP):
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "poisonguard needs Python 3.11; set PYTHON=/path/to/python3.11"'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

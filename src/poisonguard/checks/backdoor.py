@@ -168,12 +168,11 @@ def judge_pattern(pattern: dict, batch: Batch, labels: np.ndarray, ctx: GateCont
     of their own rates (values that trusted data holds but never together), the rate at which
     they occur together there (columns that depend on each other, e.g. a plan and its fee, share
     their rows, so the product would understate it) and, for several values, the products of
-    their rates within each class (values tied through the label); where the reference holds the
-    whole trigger on some rows, or each of its values, also beyond the batch's
-    binomial share of all the rows that hold it (the reference's count is a sample, not an exact
-    rate) — and (2) the rows carrying
-    the whole trigger, beyond those that rate puts there, almost all carry one label that the
-    reference does not tie to those values. ``labels``: the batch's, as strings.
+    their rates within each class (values tied through the label); where the reference holds each
+    of the trigger's values, also beyond the batch's binomial share of all the rows that hold the
+    whole trigger (the reference's count is a sample, not an exact rate) — and (2) the rows
+    carrying the whole trigger, beyond those that rate puts there, almost all carry one label that
+    the reference does not tie to those values. ``labels``: the batch's, as strings.
     """
     from scipy.stats import binom, poisson
 
@@ -199,15 +198,14 @@ def judge_pattern(pattern: dict, batch: Batch, labels: np.ndarray, ctx: GateCont
     rate = max(rate, in_reference / max(n_ref, 1))
     k = int(joint.sum())
     p_value = float(poisson.sf(k - 1, n * rate)) if k else 1.0
-    seen = all(count > 0 for count in pattern["reference_counts"].values())
-    if k and (in_reference or seen):
-        # Trusted data holds the pattern itself, or each of its values: its count there is a
-        # sample too, not an exact rate, and the product of the values' rates is only a guess
-        # that they are independent. Rows that come in natural clusters (the households of one
-        # postcode, the purchases of one store in one week) split between batch and reference by
-        # chance: given the pattern's rows in both, the batch's share of them is binomial at the
-        # batch's share of all rows when the two are alike. A value trusted data never holds (a
-        # stamped measurement) keeps the rate alone.
+    if k and all(count > 0 for count in pattern["reference_counts"].values()):
+        # Trusted data holds each of the pattern's values (always so when it holds the whole
+        # pattern): the pattern's count there is a sample too, not an exact rate, and the product
+        # of the values' rates is only a guess that they are independent. Rows that come in
+        # natural clusters (the households of one postcode, the purchases of one store in one
+        # week) split between batch and reference by chance: given the pattern's rows in both, the
+        # batch's share of them is binomial at the batch's share of all rows when the two are
+        # alike. A value trusted data never holds (a stamped measurement) keeps the rate alone.
         p_value = max(p_value, float(binom.sf(k - 1, k + in_reference, n / (n + n_ref))))
     if p_value >= spec.max_p_value or k < _min_support(n, spec):
         return None

@@ -139,12 +139,17 @@ def _training_set(ctx: GateContext, spec: Spec) -> tuple[np.ndarray, np.ndarray]
     return ctx.cached(("label_flips.training_set", spec.max_fit_rows), pick)
 
 
-def _folds(x: np.ndarray, y: np.ndarray, n_classes: int, spec: Spec, seed: int) -> list:
-    """The reference's stratified folds (none when a class is too small to split)."""
+def _fit_folds(kind: str, x: np.ndarray, y: np.ndarray, n_classes: int, spec: Spec, seed: int) -> tuple[list, list]:
+    """The reference's stratified folds and a model fitted without each, side by side (none when a
+    class is too small to split: no out-of-fold model, neighbours decide)."""
     from sklearn.model_selection import StratifiedKFold
 
     folds = min(spec.n_folds, int(np.bincount(y, minlength=n_classes)[np.unique(y)].min()))
-    return [] if folds < 2 else list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y))
+    splits = [] if folds < 2 else list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y))
+
+    def fit_one(train: np.ndarray) -> Callable[[], object]:
+        return lambda: classifier(kind, seed).fit(x[train], y[train])
+    return splits, side_by_side([fit_one(train) for train, _ in splits])
 
 
 def _fold_models(kind: str, ctx: GateContext, spec: Spec, kept: Fitted | None = None,
@@ -166,14 +171,9 @@ def _fold_models(kind: str, ctx: GateContext, spec: Spec, kept: Fitted | None = 
                                                          for n, a in kept.arrays.items() if n.startswith(f"fold{i}/")})
                       for i in range(n_kept)]
         else:
-            models = side_by_side([_fold_fit(kind, x, y, train, ctx.seed)
-                                   for train, _ in _folds(x, y, len(ctx.classes), spec, ctx.seed)])
+            _, models = _fit_folds(kind, x, y, len(ctx.classes), spec, ctx.seed)
         return models, NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(x), k
     return ctx.cached(("label_flips.models", kind, spec.max_fit_rows, spec.n_neighbors, spec.n_folds), fit_all)
-
-
-def _fold_fit(kind: str, x: np.ndarray, y: np.ndarray, train: np.ndarray, seed: int) -> Callable[[], object]:
-    return lambda: classifier(kind, seed).fit(x[train], y[train])
 
 
 def fold_of(x: np.ndarray, n_folds: int) -> np.ndarray:
@@ -259,8 +259,7 @@ def _out_of_fold(kind: str, x: np.ndarray, y: np.ndarray, n_classes: int, spec: 
                  seed: int) -> tuple[np.ndarray, list]:
     """Each reference row's class probabilities from the model fitted without its fold, and the fold models."""
     out = np.full((len(x), n_classes), 1.0 / n_classes)
-    splits = _folds(x, y, n_classes, spec, seed)  # none: a class too small to split, neighbours decide
-    models = side_by_side([_fold_fit(kind, x, y, train, seed) for train, _ in splits])
+    splits, models = _fit_folds(kind, x, y, n_classes, spec, seed)
     for (_, test), model in zip(splits, models, strict=True):
         out[test] = _proba(model, x[test], n_classes)
     return out, models
